@@ -1,0 +1,276 @@
+//! # Switchboard platform simulator
+//!
+//! One process that serves messaging platforms' APIs on loopback, for tests,
+//! benchmarks and the demo. It enforces the platforms' paths, auth, payload
+//! rules, error codes, windows and rate limits; records what it accepted;
+//! signs and posts webhooks (statuses, inbound messages, opt-outs) to the
+//! host; and injects faults on request.
+//!
+//! Platforms served today: **WhatsApp Cloud API** ([`whatsapp`]). LINE,
+//! KakaoTalk, WeChat and RCS will be added beside it, one module each,
+//! sharing [`webhook_sender`], [`rate_limit`], [`recorder`], [`faults`],
+//! [`clock`] and the `/_sim` [`control`](crate#control-api) API.
+//!
+//! ## Starting it
+//!
+//! From a shell: `switchboard-simulator --listen 127.0.0.1:0` prints
+//! `listening on http://127.0.0.1:PORT` on stdout (flushed), then serves until
+//! SIGINT/SIGTERM. `--help` lists the flags (each has a `SIM_…` environment
+//! variable).
+//!
+//! In process:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use switchboard_simulator::{Simulator, SimulatorConfig};
+//! let sim = Simulator::start("127.0.0.1:0".parse()?, SimulatorConfig::default()).await?;
+//! let wa = sim.whatsapp();
+//! wa.set_webhook_url(Some("http://127.0.0.1:8080/webhooks/whatsapp"))?;
+//! wa.open_window("4915112345678")?;
+//! // ... point the WhatsApp adapter at sim.base_url() instead of https://graph.facebook.com
+//! println!("{} accepted", wa.messages().len());
+//! sim.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## WhatsApp Cloud API
+//!
+//! `POST {base_url}/{version}/{phone-number-id}/messages`, with `version`
+//! like `v21.0`. Checks, in order, each answering with Meta's Graph error
+//! body `{"error":{"message","type","code","error_data":{"messaging_product":"whatsapp","details"},"fbtrace_id"}}`:
+//!
+//! | Check | HTTP | code |
+//! |---|---|---|
+//! | version not `vNN.N` | 400 | 2500 |
+//! | `Authorization: Bearer` (or `?access_token=`) missing or wrong | 401 | 190 (`OAuthException`) |
+//! | unknown phone-number-id | 400 | 100 (`GraphMethodException`, "Unsupported post request…") |
+//! | injected fault (`/_sim/faults`) | 500 | 131000 |
+//! | over the throughput limit (token bucket, burst = one second) | 400 | 130429 |
+//! | body not JSON / `messaging_product` missing or not `whatsapp` / `to` missing | 400 | 100 |
+//! | `to` not 7–15 digits (optional leading `+`) | 400 | 131009 |
+//! | `type` other than `text` / `template` (missing = `text`) | 400 | 131051 |
+//! | `text.body` missing, empty or over 4,096 characters | 400 | 100 |
+//! | template `name` / `language.code` missing, component `type` not header/body/button, body parameter not `{"type":"text","text":"…"}` | 400 | 100 |
+//! | template not in the registry for that language | 400 | 132001 |
+//! | wrong number of body (or header) parameters | 400 | 132000 |
+//! | marketing template to a user who stopped marketing messages | 400 | 131050 |
+//! | `text` to a user who has not written in the last 24 h | 400 | 131047 |
+//!
+//! Default templates (all `en_US`): `winback_offer` (marketing, 1 body
+//! parameter), `order_update` (utility, 2), `loyalty_points` (marketing, 2).
+//!
+//! Success: `{"messaging_product":"whatsapp","contacts":[{"input":to,"wa_id":digits}],"messages":[{"id":"wamid.…"}]}`.
+//! The message is recorded and, if statuses are on and a webhook URL is set,
+//! `sent`, `delivered` and `read` status webhooks follow, `status_delay_ms`
+//! apart, from a background queue (retried with backoff; failures counted).
+//!
+//! Webhooks are `POST`ed with `Content-Type: application/json` and
+//! `X-Hub-Signature-256: sha256=<lowercase hex HMAC-SHA256(app_secret, raw body)>`,
+//! in the envelope `{"object":"whatsapp_business_account","entry":[{"id":WABA_ID,"changes":[{"field":…,"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number","phone_number_id"},…}}]}]}`
+//! (see [`whatsapp::WABA_ID`], [`whatsapp::DISPLAY_PHONE_NUMBER`]).
+//!
+//! ## Control API
+//!
+//! JSON in, JSON out; errors are `{"error":"…"}`.
+//!
+//! | Route | Body | Does |
+//! |---|---|---|
+//! | `GET /_sim/health` | | `{"status":"ok"}` |
+//! | `GET` / `PUT /_sim/faults` | `{"error_rate":0.0..1.0,"latency_ms":N}` | fault injection on platform APIs |
+//! | `GET` / `PUT /_sim/clock` | `{"offset_secs":N}` | simulated clock (`now_unix`, `offset_secs`) |
+//! | `POST /_sim/clock/advance` | `{"seconds":N}` | move the clock (expire windows) |
+//! | `GET /_sim/whatsapp/messages[?to=wa_id]` | | accepted messages: `wamid`, `to`, `wa_id`, `type`, `template_name`, `template_language`, `template_category`, `parameters`, `text`, `callback_data`, `received_at`, `received_at_ms` |
+//! | `DELETE /_sim/whatsapp/messages` | | forget accepted messages |
+//! | `GET /_sim/whatsapp/stats` | | `accepted`, `rejected` (by code), `rejected_total`, `rate_limited`, `statuses_posted`, `inbound_posted`, `preferences_posted`, `webhook_failures`, `webhook_retries`, `webhook_dropped`, `webhook_pending` |
+//! | `POST /_sim/whatsapp/inbound` | `{"from":"4915112345678","text":"hi","name"?:"…","at_unix"?:N}` | open the window and post a signed inbound webhook; 200 `{"wamid",…}`, 409 if no webhook URL, 502 if the host did not accept it |
+//! | `POST /_sim/whatsapp/window` | `{"wa_id":"…","at_unix"?:N}` | set the user's last-message time silently (default now; 25 h ago = closed) |
+//! | `GET` / `DELETE /_sim/whatsapp/window/{wa_id}` | | window state / forget the user wrote in |
+//! | `POST /_sim/whatsapp/preferences` | `{"wa_id":"…","value":"stop"\|"resume","name"?:"…"}` | record and post a `user_preferences` webhook |
+//! | `GET` / `PUT /_sim/whatsapp/webhook` | `{"url":"…"\|null}` | where webhooks go |
+//! | `GET` / `PUT /_sim/whatsapp/throughput` | `{"messages_per_second":N}` | throughput limit (0 = unlimited) |
+//! | `PUT /_sim/whatsapp/statuses` | `{"enabled"?:bool,"delay_ms"?:N}` | status webhooks on/off, delay |
+//! | `GET` / `POST /_sim/whatsapp/templates` | `{"name","language","category":"MARKETING"\|"UTILITY"\|"AUTHENTICATION","body_params":N,"header_params"?:N,"body_text":"Hi {{1}}"}` | list / add approved templates |
+//! | `POST /_sim/whatsapp/reset` | | clear messages, counters, windows, opt-outs |
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod control;
+pub mod faults;
+pub mod rate_limit;
+pub mod recorder;
+pub mod webhook_sender;
+pub mod whatsapp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use clock::Clock;
+pub use faults::FaultConfig;
+pub use webhook_sender::WebhookError;
+pub use whatsapp::{
+    AcceptedMessage, ControlError, InboundMessage, MarketingPreference, Template, TemplateCategory,
+    WhatsAppConfig, WhatsAppControl, WhatsAppStats,
+};
+
+/// Configuration of every simulated platform.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimulatorConfig {
+    /// WhatsApp Cloud API.
+    pub whatsapp: WhatsAppConfig,
+}
+
+/// Starts simulators. See [`Simulator::start`].
+#[derive(Debug, Clone, Copy)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `addr` (use port 0 for any free port), starts serving every
+    /// platform and the `/_sim` control API, and returns a handle.
+    pub async fn start(
+        addr: SocketAddr,
+        config: SimulatorConfig,
+    ) -> anyhow::Result<SimulatorHandle> {
+        let clock = Arc::new(Clock::new());
+        let faults = Arc::new(faults::Faults::new());
+        let (whatsapp_state, whatsapp_dispatcher) = whatsapp::WhatsAppState::start(
+            config.whatsapp,
+            Arc::clone(&clock),
+            Arc::clone(&faults),
+        )
+        .context("starting the WhatsApp simulator")?;
+
+        let app = Router::new()
+            .merge(whatsapp::api_router(Arc::clone(&whatsapp_state)))
+            .nest(
+                "/_sim",
+                control::router(
+                    Arc::clone(&clock),
+                    Arc::clone(&faults),
+                    Arc::clone(&whatsapp_state),
+                ),
+            )
+            .fallback(not_found);
+
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+        });
+        tracing::info!(%local_addr, "simulator listening");
+
+        Ok(SimulatorHandle {
+            addr: local_addr,
+            shutdown_tx: Some(shutdown_tx),
+            server: Some(server),
+            background: vec![whatsapp_dispatcher],
+            whatsapp: WhatsAppControl::new(whatsapp_state),
+            clock,
+            faults,
+        })
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": format!("no simulated endpoint at {}", uri.path())})),
+    )
+}
+
+/// A running simulator. Dropping it stops the background webhook tasks and
+/// asks the server to stop; [`SimulatorHandle::shutdown`] also waits for it.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    addr: SocketAddr,
+    shutdown_tx: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    background: Vec<JoinHandle<()>>,
+    whatsapp: WhatsAppControl,
+    clock: Arc<Clock>,
+    faults: Arc<faults::Faults>,
+}
+
+impl SimulatorHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`, the base URL that replaces each platform's API host
+    /// (e.g. `https://graph.facebook.com`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Control of the simulated WhatsApp Cloud API.
+    pub fn whatsapp(&self) -> WhatsAppControl {
+        self.whatsapp.clone()
+    }
+
+    /// The simulated clock (shared by all platforms).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Moves the simulated clock by `secs` seconds (e.g. 25 h to close
+    /// every customer-service window).
+    pub fn advance_clock(&self, secs: i64) {
+        self.clock.advance(secs);
+    }
+
+    /// The current fault injection.
+    pub fn faults(&self) -> FaultConfig {
+        self.faults.get()
+    }
+
+    /// Sets fault injection on every platform API.
+    pub fn set_faults(&self, config: FaultConfig) -> Result<(), faults::FaultError> {
+        self.faults.set(config)
+    }
+
+    /// Stops serving: finishes in-flight requests, stops the webhook
+    /// queues (pending status webhooks are dropped) and waits for the
+    /// server to exit.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .context("the simulator server task panicked")?
+                .context("the simulator server failed")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SimulatorHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown_tx.take() {
+            let _ = tx.send(());
+        }
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
