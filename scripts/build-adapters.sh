@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Build every adapter (plugins/*) and test guest (tests/guests/*) for
-# wasm32-wasip2 and lay each out as a package: OUT/<name>/manifest.toml plus
-# the component it names. Used by `make adapters` and by the test suite.
+# Build every adapter (plugins/*) for wasm32-wasip2 and lay each out as a
+# package: OUT/<name>/manifest.toml plus the component it names. With
+# --test-guests, also the misbehaving test adapters in tests/guests/*.
+# Used by `make adapters` and by the test suite.
+#
+#   scripts/build-adapters.sh [--test-guests] [OUT]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+manifests=(plugins/*/manifest.toml)
+if [ "${1:-}" = "--test-guests" ]; then
+  manifests+=(tests/guests/*/manifest.toml)
+  shift
+fi
 out=${1:-"$root/dist/adapters"}
 target_dir="$root/target/wasm"
 cd "$root"
@@ -13,7 +21,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 crates=()
-for manifest in plugins/*/manifest.toml tests/guests/*/manifest.toml; do
+for manifest in "${manifests[@]}"; do
   crates+=("$(dirname "$manifest")")
 done
 packages=()

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `switchboard` command: run campaigns, serve webhooks, inspect adapters.
+
+fn main() -> std::process::ExitCode {
+    switchboard::cli::main()
+}

@@ -23,20 +23,24 @@ pub fn secret(key: &str) -> Option<String> {
 
 /// A secret the adapter cannot work without: missing means `auth-failed`.
 pub fn require_secret(key: &str) -> Result<String, SendError> {
-    host::secret(key).filter(|value| !value.is_empty()).ok_or_else(|| {
-        SendError::AuthFailed(Failure::new(
-            "",
-            format!("secret `{key}` is not configured for this adapter"),
-        ))
-    })
+    host::secret(key)
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            SendError::AuthFailed(Failure::new(
+                "",
+                format!("secret `{key}` is not configured for this adapter"),
+            ))
+        })
 }
 
 /// A setting the adapter cannot work without: missing means `permanent`.
 pub fn require(key: &str) -> Result<String, SendError> {
-    host::get(key).filter(|value| !value.is_empty()).ok_or_else(|| {
-        SendError::Permanent(Failure::new(
-            "",
-            format!("setting `{key}` is not configured for this adapter"),
-        ))
-    })
+    host::get(key)
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            SendError::Permanent(Failure::new(
+                "",
+                format!("setting `{key}` is not configured for this adapter"),
+            ))
+        })
 }

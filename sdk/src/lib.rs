@@ -146,7 +146,7 @@ macro_rules! export_adapter {
             // The component exports only exist on wasm32: a native build (unit
             // tests, clippy) cannot link their `:`-qualified symbol names.
             #[cfg(target_arch = "wasm32")]
-            $crate::bindings::__export_adapter_world!(Exports with_types_in $crate::bindings);
+    $crate::bindings::__export_adapter_world!(Exports with_types_in $crate::bindings);
         };
     };
 }

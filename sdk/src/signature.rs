@@ -54,7 +54,11 @@ mod tests {
     fn hex_signature_verifies_and_rejects_tampering() {
         assert!(verify_hmac_sha256_hex(KEY, DATA, HEX));
         assert!(verify_hmac_sha256_hex(KEY, DATA, &HEX.to_uppercase()));
-        assert!(!verify_hmac_sha256_hex(KEY, b"what do ya want for nothing!", HEX));
+        assert!(!verify_hmac_sha256_hex(
+            KEY,
+            b"what do ya want for nothing!",
+            HEX
+        ));
         assert!(!verify_hmac_sha256_hex(b"jefe", DATA, HEX));
         assert!(!verify_hmac_sha256_hex(KEY, DATA, "not hex"));
         assert!(!verify_hmac_sha256_hex(KEY, DATA, &HEX[..62]));

@@ -1,8 +1,8 @@
 //! The contract's types, as plain Rust values, with small constructors so
 //! adapters read like a description of their platform.
 
-pub use crate::bindings::switchboard::channel::types::*;
 pub use crate::bindings::switchboard::channel::types::Event as WebhookEvent;
+pub use crate::bindings::switchboard::channel::types::*;
 
 impl ChannelInfo {
     /// A channel that sends free-form content at any time, has no templates,
@@ -75,7 +75,11 @@ impl SendError {
     }
 
     /// A rate limit for the whole sender, with an optional wait.
-    pub fn rate_limited(scope: RateLimitScope, retry_after_ms: Option<u32>, failure: Failure) -> Self {
+    pub fn rate_limited(
+        scope: RateLimitScope,
+        retry_after_ms: Option<u32>,
+        failure: Failure,
+    ) -> Self {
         SendError::RateLimited(RateLimited {
             scope,
             retry_after_ms,

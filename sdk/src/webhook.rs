@@ -2,10 +2,13 @@
 
 /// Decoded `key=value` pairs of a URL query string (`+` and `%XX` decoded).
 pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(key), percent_decode(value))
-    })
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
 }
 
 /// Decode `application/x-www-form-urlencoded` text. Invalid escapes are kept
@@ -17,7 +20,8 @@ pub fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+            b'%' if i + 2 < bytes.len() => match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
+            {
                 (Some(high), Some(low)) => {
                     out.push(high << 4 | low);
                     i += 2;
@@ -41,7 +45,10 @@ mod tests {
 
     #[test]
     fn decodes_query_pairs() {
-        let pairs: Vec<_> = query_pairs("hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=a%20b+c&flag").collect();
+        let pairs: Vec<_> = query_pairs(
+            "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=a%20b+c&flag",
+        )
+        .collect();
         assert_eq!(
             pairs,
             vec![

@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::types::{ChannelInfo, HttpRequest, OutboundMessage, Receipt, SendError, WebhookResult};
+use super::CallError;
+use super::bindings::types::{
+    ChannelInfo, HttpRequest, OutboundMessage, Receipt, SendError, WebhookResult,
+};
 use super::bindings::{ChannelAdapter, ChannelAdapterPre};
 use super::egress::{EgressHooks, EgressPolicy};
 use super::engine::EPOCH_TICK;
 use super::manifest::Manifest;
 use super::state::{AdapterConfig, CallState};
 use super::token_cache::TokenCache;
-use super::CallError;
 
 /// Resource limits for each call into an adapter.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +93,10 @@ impl LoadedAdapter {
     pub async fn describe(&self) -> Result<ChannelInfo, CallError> {
         self.guarded("describe", async {
             let (mut store, adapter) = self.instantiate("describe").await?;
-            let result = adapter.switchboard_channel_adapter().call_describe(&mut store).await;
+            let result = adapter
+                .switchboard_channel_adapter()
+                .call_describe(&mut store)
+                .await;
             self.finish("describe", &store, result)
         })
         .await
@@ -105,7 +110,10 @@ impl LoadedAdapter {
         let results = self
             .guarded("send", async {
                 let (mut store, adapter) = self.instantiate("send").await?;
-                let result = adapter.switchboard_channel_adapter().call_send(&mut store, batch).await;
+                let result = adapter
+                    .switchboard_channel_adapter()
+                    .call_send(&mut store, batch)
+                    .await;
                 self.finish("send", &store, result)
             })
             .await?;
@@ -127,7 +135,10 @@ impl LoadedAdapter {
     pub async fn handle_webhook(&self, request: &HttpRequest) -> Result<WebhookResult, CallError> {
         self.guarded("handle-webhook", async {
             let (mut store, adapter) = self.instantiate("handle-webhook").await?;
-            let result = adapter.switchboard_channel_adapter().call_handle_webhook(&mut store, request).await;
+            let result = adapter
+                .switchboard_channel_adapter()
+                .call_handle_webhook(&mut store, request)
+                .await;
             self.finish("handle-webhook", &store, result)
         })
         .await
@@ -184,7 +195,8 @@ impl LoadedAdapter {
         );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| state);
-        let budget_ticks = (self.limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let budget_ticks =
+            (self.limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut context| {
             let state = context.data_mut();

@@ -312,36 +312,80 @@ mod tests {
 
     #[test]
     fn allows_declared_https_hosts() {
-        assert!(policy(None, false).check(&uri("https://graph.facebook.com/v21.0/1/messages")).is_ok());
-        assert!(policy(Some(&["graph.facebook.com"]), false).check(&uri("https://GRAPH.facebook.com/")).is_ok());
+        assert!(
+            policy(None, false)
+                .check(&uri("https://graph.facebook.com/v21.0/1/messages"))
+                .is_ok()
+        );
+        assert!(
+            policy(Some(&["graph.facebook.com"]), false)
+                .check(&uri("https://GRAPH.facebook.com/"))
+                .is_ok()
+        );
     }
 
     #[test]
     fn refuses_undeclared_hosts_naming_the_allow_list() {
-        let error = policy(None, false).check(&uri("https://evil.example/steal")).unwrap_err();
+        let error = policy(None, false)
+            .check(&uri("https://evil.example/steal"))
+            .unwrap_err();
         assert!(error.contains("evil.example"), "{error}");
         assert!(error.contains("graph.facebook.com"), "{error}");
     }
 
     #[test]
     fn refuses_hosts_the_operator_did_not_approve() {
-        let error = policy(Some(&[]), false).check(&uri("https://graph.facebook.com/")).unwrap_err();
+        let error = policy(Some(&[]), false)
+            .check(&uri("https://graph.facebook.com/"))
+            .unwrap_err();
         assert!(error.contains("allow_hosts"), "{error}");
     }
 
     #[test]
     fn refuses_plain_http_and_loopback_unless_enabled() {
-        assert!(policy(None, false).check(&uri("http://graph.facebook.com/")).is_err());
-        assert!(policy(None, false).check(&uri("http://127.0.0.1:9000/")).is_err());
-        assert!(policy(None, false).check(&uri("https://169.254.169.254/latest")).is_err());
-        assert!(policy(None, true).check(&uri("http://127.0.0.1:9000/v21.0/x")).is_ok());
-        assert!(policy(None, true).check(&uri("http://localhost:9000/")).is_ok());
+        assert!(
+            policy(None, false)
+                .check(&uri("http://graph.facebook.com/"))
+                .is_err()
+        );
+        assert!(
+            policy(None, false)
+                .check(&uri("http://127.0.0.1:9000/"))
+                .is_err()
+        );
+        assert!(
+            policy(None, false)
+                .check(&uri("https://169.254.169.254/latest"))
+                .is_err()
+        );
+        assert!(
+            policy(None, true)
+                .check(&uri("http://127.0.0.1:9000/v21.0/x"))
+                .is_ok()
+        );
+        assert!(
+            policy(None, true)
+                .check(&uri("http://localhost:9000/"))
+                .is_ok()
+        );
         assert!(policy(None, true).check(&uri("http://10.0.0.1/")).is_err());
     }
 
     #[test]
     fn classifies_blocked_addresses() {
-        for blocked in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.169.254", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for blocked in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(blocked_ip(blocked.parse().unwrap()).is_some(), "{blocked}");
         }
         for public in ["157.240.1.1", "8.8.8.8", "2a03:2880::1"] {

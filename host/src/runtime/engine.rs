@@ -75,7 +75,9 @@ pub fn compile_cached(
         // and the engine's compatibility hash.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
-            Err(error) => tracing::warn!(path = %path.display(), %error, "discarding unusable cached component"),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "discarding unusable cached component")
+            }
         }
     }
     let component = Component::new(engine, bytes).map_err(|e| invalid(format!("{e:#}")))?;

@@ -104,7 +104,10 @@ impl AdapterRuntime {
 
     /// Load every package (a directory with `manifest.toml`) under `dir`.
     /// A bad package is reported and skipped; the others still load.
-    pub async fn load_dir(&self, dir: &Path) -> Result<Vec<Result<Arc<LoadedAdapter>, RuntimeError>>, RuntimeError> {
+    pub async fn load_dir(
+        &self,
+        dir: &Path,
+    ) -> Result<Vec<Result<Arc<LoadedAdapter>, RuntimeError>>, RuntimeError> {
         let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::Io {
             path: dir.to_owned(),
             source,
@@ -124,7 +127,10 @@ impl AdapterRuntime {
 
     /// Load (or replace) the adapter whose manifest is at `manifest_path`.
     /// Calls in flight finish on the version they started with.
-    pub async fn load_package(&self, manifest_path: &Path) -> Result<Arc<LoadedAdapter>, RuntimeError> {
+    pub async fn load_package(
+        &self,
+        manifest_path: &Path,
+    ) -> Result<Arc<LoadedAdapter>, RuntimeError> {
         let manifest = Manifest::load(manifest_path)?;
         let base = manifest_path.parent().unwrap_or(Path::new("."));
         let component_path = base.join(&manifest.adapter.component);
@@ -182,8 +188,11 @@ impl AdapterRuntime {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| invalid(format!("{e:#}")))?;
-        let pre = ChannelAdapterPre::new(pre)
-            .map_err(|e| invalid(format!("does not export the `switchboard:channel/adapter` interface: {e:#}")))?;
+        let pre = ChannelAdapterPre::new(pre).map_err(|e| {
+            invalid(format!(
+                "does not export the `switchboard:channel/adapter` interface: {e:#}"
+            ))
+        })?;
 
         let name = manifest.adapter.name.clone();
         let grant = self.grants.get(&name).cloned().unwrap_or_default();
@@ -204,7 +213,10 @@ impl AdapterRuntime {
             max_timeout: self.options.limits.http_timeout,
         });
         let tokens = {
-            let mut caches = self.tokens.lock().map_err(|_| RuntimeError::Engine("token cache lock poisoned".into()))?;
+            let mut caches = self
+                .tokens
+                .lock()
+                .map_err(|_| RuntimeError::Engine("token cache lock poisoned".into()))?;
             Arc::clone(caches.entry(name.clone()).or_default())
         };
         let client = if self.options.allow_loopback_http {
@@ -257,7 +269,10 @@ fn scope_config(manifest: &Manifest, grant: &ChannelGrant) -> AdapterConfig {
     }
 }
 
-fn check_description(manifest: &Manifest, info: &bindings::types::ChannelInfo) -> Result<(), RuntimeError> {
+fn check_description(
+    manifest: &Manifest,
+    info: &bindings::types::ChannelInfo,
+) -> Result<(), RuntimeError> {
     let channel = manifest.adapter.name.clone();
     let fail = |reason: String| RuntimeError::InvalidDescription {
         channel: channel.clone(),
@@ -270,18 +285,29 @@ fn check_description(manifest: &Manifest, info: &bindings::types::ChannelInfo) -
         )));
     }
     for host in &info.egress_hosts {
-        if !manifest.egress.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-            return Err(fail(format!("describe() lists egress host `{host}` that the manifest does not declare")));
+        if !manifest
+            .egress
+            .hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+        {
+            return Err(fail(format!(
+                "describe() lists egress host `{host}` that the manifest does not declare"
+            )));
         }
     }
     for secret in &info.secrets {
         if !manifest.config.secrets.contains(secret) {
-            return Err(fail(format!("describe() reads secret `{secret}` that the manifest does not declare")));
+            return Err(fail(format!(
+                "describe() reads secret `{secret}` that the manifest does not declare"
+            )));
         }
     }
     for setting in &info.settings {
         if !manifest.config.settings.contains(setting) {
-            return Err(fail(format!("describe() reads setting `{setting}` that the manifest does not declare")));
+            return Err(fail(format!(
+                "describe() reads setting `{setting}` that the manifest does not declare"
+            )));
         }
     }
     if info.limits.max_batch_size == 0 {

@@ -19,10 +19,19 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         "wasi:cli/environment@0.2.12",
         &["get-environment", "get-arguments", "initial-cwd"],
     ),
-    ("wasi:sockets/instance-network@0.2.12", &["instance-network"]),
+    (
+        "wasi:sockets/instance-network@0.2.12",
+        &["instance-network"],
+    ),
     ("wasi:sockets/ip-name-lookup@0.2.12", &["resolve-addresses"]),
-    ("wasi:sockets/tcp-create-socket@0.2.12", &["create-tcp-socket"]),
-    ("wasi:sockets/udp-create-socket@0.2.12", &["create-udp-socket"]),
+    (
+        "wasi:sockets/tcp-create-socket@0.2.12",
+        &["create-tcp-socket"],
+    ),
+    (
+        "wasi:sockets/udp-create-socket@0.2.12",
+        &["create-udp-socket"],
+    ),
 ];
 
 /// Link everything an adapter may import into `linker`.

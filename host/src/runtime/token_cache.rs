@@ -83,7 +83,10 @@ mod tests {
             tokio::spawn(async move { cache.lock("t").await.1 })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished(), "the second caller must wait for the first");
+        assert!(
+            !waiter.is_finished(),
+            "the second caller must wait for the first"
+        );
         cache.set("t", "fresh", Duration::from_secs(60));
         drop(guard);
         assert_eq!(waiter.await.unwrap().as_deref(), Some("fresh"));

@@ -25,6 +25,7 @@ pub fn adapter_packages() -> &'static Path {
         let out = root.join("target/wasm/packages");
         let status = Command::new("bash")
             .arg(root.join("scripts/build-adapters.sh"))
+            .arg("--test-guests")
             .arg(&out)
             .stdout(std::process::Stdio::null())
             .status();
@@ -34,4 +35,112 @@ pub fn adapter_packages() -> &'static Path {
             Err(error) => panic!("could not run scripts/build-adapters.sh: {error}"),
         }
     })
+}
+
+/// A simulator plus a host configured against it, in a temporary directory.
+pub struct Harness {
+    /// The platform simulator.
+    pub simulator: switchboard_simulator::SimulatorHandle,
+    /// The host: configuration, store and loaded adapters.
+    pub host: switchboard::cli::Host,
+    /// Where the configuration, database and results live.
+    pub dir: tempfile::TempDir,
+    /// The configuration file.
+    pub config_path: PathBuf,
+}
+
+impl Harness {
+    /// Start a simulator with `simulator`, then a host whose configuration
+    /// is the WhatsApp grant for it plus `extra_config` (TOML appended, e.g.
+    /// a `[dispatch]` table).
+    pub async fn start(
+        simulator: switchboard_simulator::SimulatorConfig,
+        extra_config: &str,
+    ) -> Self {
+        let simulator = switchboard_simulator::Simulator::start(
+            "127.0.0.1:0".parse().expect("loopback address"),
+            simulator,
+        )
+        .await
+        .expect("simulator starts");
+        let whatsapp = simulator.whatsapp();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let root = workspace_root();
+        let config = format!(
+            r#"database = "switchboard.db"
+adapters_dir = "{packages}"
+cache_dir = "{cache}"
+
+[sandbox]
+allow_loopback_http = true
+
+[channels.whatsapp]
+settings = {{ base_url = "{base}", phone_number_id = "{phone}" }}
+secrets = {{ access_token = "{token}", app_secret = "{secret}", verify_token = "verify-me" }}
+{extra}
+"#,
+            packages = adapter_packages().display(),
+            cache = root.join("target/wasm/cwasm-cache").display(),
+            base = simulator.base_url(),
+            phone = whatsapp.phone_number_id(),
+            token = whatsapp.access_token(),
+            secret = whatsapp.app_secret(),
+            extra = extra_config,
+        );
+        let config_path = dir.path().join("switchboard.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let host = switchboard::cli::Host::start(&config_path)
+            .await
+            .expect("host starts");
+        Self {
+            simulator,
+            host,
+            dir,
+            config_path,
+        }
+    }
+
+    /// Write a file into the harness directory.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    /// Serve the host's webhooks on a loopback port, point the simulator's
+    /// webhooks at it, and return its base URL.
+    pub async fn serve(&self) -> String {
+        let state = switchboard::server::AppState {
+            runtime: std::sync::Arc::clone(&self.host.runtime),
+            store: self.host.store.clone(),
+            metrics: std::sync::Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, switchboard::server::router(state)).await;
+        });
+        let base = format!("http://{address}");
+        self.simulator
+            .whatsapp()
+            .set_webhook_url(Some(&format!("{base}/webhooks/whatsapp")))
+            .expect("set webhook url");
+        base
+    }
+
+    /// Run a campaign file over an audience file, writing results beside them.
+    pub async fn send(
+        &self,
+        campaign: &Path,
+        audience: &Path,
+    ) -> anyhow::Result<switchboard::activation::RunReport> {
+        let options = switchboard::activation::RunOptions {
+            results_path: Some(self.dir.path().join("results.jsonl")),
+            dry_run: false,
+            progress: false,
+        };
+        switchboard::activation::run_campaign(&self.host, campaign, audience, &options).await
+    }
 }

@@ -7,22 +7,34 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use switchboard::runtime::bindings::types::{Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter};
-use switchboard::runtime::{AdapterRuntime, CallError, ChannelGrant, RuntimeOptions, SandboxLimits};
+use switchboard::runtime::bindings::types::{
+    Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
+};
+use switchboard::runtime::{
+    AdapterRuntime, CallError, ChannelGrant, RuntimeOptions, SandboxLimits,
+};
 use switchboard_e2e::adapter_packages;
 use switchboard_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 
 async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let simulator = Simulator::start(addr, SimulatorConfig::default()).await.unwrap();
+    let simulator = Simulator::start(addr, SimulatorConfig::default())
+        .await
+        .unwrap();
     let whatsapp = simulator.whatsapp();
     let grant = ChannelGrant {
         settings: HashMap::from([
             ("base_url".to_owned(), simulator.base_url()),
-            ("phone_number_id".to_owned(), whatsapp.phone_number_id().to_owned()),
+            (
+                "phone_number_id".to_owned(),
+                whatsapp.phone_number_id().to_owned(),
+            ),
         ]),
         secrets: HashMap::from([
-            ("access_token".to_owned(), whatsapp.access_token().to_owned()),
+            (
+                "access_token".to_owned(),
+                whatsapp.access_token().to_owned(),
+            ),
             ("app_secret".to_owned(), whatsapp.app_secret().to_owned()),
             ("verify_token".to_owned(), "verify-me".to_owned()),
         ]),
@@ -38,7 +50,8 @@ async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
         allow_loopback_http: true,
         cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
     };
-    let runtime = AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
+    let runtime =
+        AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
     for result in runtime.load_dir(adapter_packages()).await.unwrap() {
         result.unwrap();
     }
@@ -53,7 +66,10 @@ fn message(to: &str) -> OutboundMessage {
         content: Content::Template(TemplateMessage {
             name: "winback_offer".into(),
             language: Some("en_US".into()),
-            parameters: vec![TemplateParameter { name: "1".into(), value: "Jane".into() }],
+            parameters: vec![TemplateParameter {
+                name: "1".into(),
+                value: "Jane".into(),
+            }],
             link: None,
         }),
         ttl_seconds: None,
@@ -62,20 +78,37 @@ fn message(to: &str) -> OutboundMessage {
 }
 
 /// The WhatsApp adapter still delivers through the simulator.
-async fn assert_whatsapp_still_serves(runtime: &AdapterRuntime, simulator: &SimulatorHandle, to: &str) {
+async fn assert_whatsapp_still_serves(
+    runtime: &AdapterRuntime,
+    simulator: &SimulatorHandle,
+    to: &str,
+) {
     let adapter = runtime.get("whatsapp").expect("whatsapp stays loaded");
-    let results = adapter.send(&[message(to)]).await.expect("whatsapp call succeeds");
+    let results = adapter
+        .send(&[message(to)])
+        .await
+        .expect("whatsapp call succeeds");
     let receipt = results[0].as_ref().expect("whatsapp accepted the template");
-    assert!(receipt.platform_message_id.starts_with("wamid."), "{receipt:?}");
     assert!(
-        simulator.whatsapp().messages().iter().any(|m| m.to == to.trim_start_matches('+')),
+        receipt.platform_message_id.starts_with("wamid."),
+        "{receipt:?}"
+    );
+    assert!(
+        simulator
+            .whatsapp()
+            .messages()
+            .iter()
+            .any(|m| m.to == to.trim_start_matches('+')),
         "the simulator recorded the message to {to}"
     );
 }
 
 async fn hostile_send(runtime: &AdapterRuntime, how: &str) -> CallError {
     let adapter = runtime.get("hostile").expect("hostile adapter loaded");
-    adapter.send(&[message(how)]).await.expect_err("misbehaving call must fail")
+    adapter
+        .send(&[message(how)])
+        .await
+        .expect_err("misbehaving call must fail")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,19 +118,31 @@ async fn misbehaving_adapters_fail_their_call_and_the_host_carries_on() {
 
     let started = Instant::now();
     let error = hostile_send(&runtime, "loop").await;
-    assert!(matches!(error, CallError::CpuBudgetExceeded { .. }), "{error:?}");
+    assert!(
+        matches!(error, CallError::CpuBudgetExceeded { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("CPU budget"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(5), "the loop was stopped by the CPU budget, not the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the loop was stopped by the CPU budget, not the timeout"
+    );
     assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340001").await;
 
     let error = hostile_send(&runtime, "alloc").await;
-    assert!(matches!(error, CallError::MemoryLimitExceeded { limit_bytes, .. } if limit_bytes == 32 * 1024 * 1024), "{error:?}");
+    assert!(
+        matches!(error, CallError::MemoryLimitExceeded { limit_bytes, .. } if limit_bytes == 32 * 1024 * 1024),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("memory limit"), "{error}");
     assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340002").await;
 
     let error = hostile_send(&runtime, "trap").await;
     match &error {
-        CallError::Trap { message, .. } => assert!(message.contains("deliberate trap for the sandbox test"), "{message}"),
+        CallError::Trap { message, .. } => assert!(
+            message.contains("deliberate trap for the sandbox test"),
+            "{message}"
+        ),
         other => panic!("expected a trap, got {other:?}"),
     }
     assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340003").await;
@@ -106,7 +151,10 @@ async fn misbehaving_adapters_fail_their_call_and_the_host_carries_on() {
     match &error {
         CallError::EgressDenied { reason, .. } => {
             assert!(reason.contains("evil.example"), "{reason}");
-            assert!(reason.contains("api.hostile.example"), "names the allow-list: {reason}");
+            assert!(
+                reason.contains("api.hostile.example"),
+                "names the allow-list: {reason}"
+            );
         }
         other => panic!("expected egress denial, got {other:?}"),
     }
@@ -114,14 +162,18 @@ async fn misbehaving_adapters_fail_their_call_and_the_host_carries_on() {
 
     let error = hostile_send(&runtime, "file").await;
     match &error {
-        CallError::SandboxViolation { import, .. } => assert!(import.starts_with("wasi:filesystem/"), "{import}"),
+        CallError::SandboxViolation { import, .. } => {
+            assert!(import.starts_with("wasi:filesystem/"), "{import}")
+        }
         other => panic!("expected a sandbox violation, got {other:?}"),
     }
     assert!(error.to_string().contains("no filesystem"), "{error}");
 
     let error = hostile_send(&runtime, "env").await;
     match &error {
-        CallError::SandboxViolation { import, .. } => assert!(import.starts_with("wasi:cli/environment"), "{import}"),
+        CallError::SandboxViolation { import, .. } => {
+            assert!(import.starts_with("wasi:cli/environment"), "{import}")
+        }
         other => panic!("expected a sandbox violation, got {other:?}"),
     }
     assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340005").await;

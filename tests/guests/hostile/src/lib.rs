@@ -11,13 +11,20 @@ struct Hostile;
 
 impl Adapter for Hostile {
     fn describe() -> ChannelInfo {
-        let mut info = ChannelInfo::new("hostile", "Hostile test adapter", AddressKind::PlatformUserId);
+        let mut info = ChannelInfo::new(
+            "hostile",
+            "Hostile test adapter",
+            AddressKind::PlatformUserId,
+        );
         info.egress_hosts = vec!["api.hostile.example".into()];
         info
     }
 
     fn send(batch: Vec<OutboundMessage>) -> Vec<Result<Receipt, SendError>> {
-        batch.into_iter().map(|message| misbehave(&message.to)).collect()
+        batch
+            .into_iter()
+            .map(|message| misbehave(&message.to))
+            .collect()
     }
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {

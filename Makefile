@@ -1,0 +1,36 @@
+# Switchboard: the two commands a newcomer needs are `make demo` and `make test`.
+
+CARGO ?= cargo
+ADAPTERS_DIR ?= dist/adapters
+
+.PHONY: demo test adapters build lint bench clean-demo
+
+## Run a win-back campaign end to end against the platform simulator.
+demo: adapters build
+	@bash scripts/demo.sh
+
+## Every test: unit, adapter, simulator, end-to-end and sandbox.
+test: adapters
+	$(CARGO) test --workspace --exclude switchboard-adapter-whatsapp --exclude switchboard-guest-hostile
+	$(CARGO) test -p switchboard-adapter-whatsapp -p switchboard-sdk
+
+## Build every adapter for wasm32-wasip2 into $(ADAPTERS_DIR).
+adapters:
+	@bash scripts/build-adapters.sh $(ADAPTERS_DIR) >/dev/null
+
+## Build the host and the simulator.
+build:
+	$(CARGO) build --bin switchboard --bin switchboard-simulator
+
+## Formatting and lints, as CI wants them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Benchmarks (figures recorded in docs/benchmarks.md).
+bench: adapters
+	$(CARGO) bench -p switchboard --bench adapter_call
+	bash scripts/bench-e2e.sh
+
+clean-demo:
+	rm -rf demo-out

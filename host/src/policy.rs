@@ -1,0 +1,862 @@
+//! The policy gate: may this recipient be sent this campaign on this
+//! channel now, and with what content?
+//!
+//! [`decide`] is a pure function of the campaign, the channel's declared
+//! rules ([`ChannelInfo`]), what the host knows about the recipient and the
+//! current time. It checks, in order:
+//!
+//! 1. **Address**: the recipient needs a usable address of the channel's kind.
+//! 2. **Consent**: as resolved by [`crate::consent::resolve`].
+//! 3. **Quiet hours**: a period the channel declares for the campaign's
+//!    purpose (e.g. Korea's night-time advertising ban) defers the message
+//!    to the end of the period; it is never dropped.
+//! 4. **Content**: free-form text where the channel allows it (always, or
+//!    inside an open conversation window below its message cap), otherwise
+//!    the channel's template; placeholders are filled from the profile.
+//!
+//! Every outcome carries its reason, so an operator can answer "why did this
+//! person get nothing?".
+
+use std::fmt;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::campaign::{Campaign, TemplateSpec, WindowMode};
+use crate::consent::{ConsentDecision, DenialReason};
+use crate::ingest::{AddressLookup, Profile};
+use crate::runtime::bindings::types::{
+    ChannelInfo, Content, FreeFormRule, Purpose, QuietHours, TemplateMessage, TemplateParameter,
+};
+use crate::template::{self, TemplateError};
+
+/// What the host knows about one recipient on one channel.
+#[derive(Debug, Clone)]
+pub struct Recipient<'a> {
+    /// The audience profile.
+    pub profile: &'a Profile,
+    /// Consent for the campaign's purpose on this channel.
+    pub consent: ConsentDecision,
+    /// When the recipient last opened the conversation window (inbound
+    /// message, follow, ...), milliseconds since the Unix epoch.
+    pub last_inbound_ms: Option<i64>,
+    /// Free-form messages already sent in the current window.
+    pub free_form_sent_in_window: u32,
+}
+
+/// Why a recipient is not sent a message on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// No consent for the purpose on this channel.
+    NoConsent,
+    /// The recipient opted out on the platform.
+    OptedOut {
+        /// When, milliseconds since the Unix epoch.
+        at_ms: i64,
+        /// Where the opt-out came from.
+        source: String,
+    },
+    /// The audience has no address for this channel.
+    NoAddress,
+    /// The audience's address for this channel is unusable; holds why.
+    InvalidAddress(String),
+    /// The conversation window is closed and there is no template for the channel.
+    WindowClosedNoTemplate,
+    /// The window's free-form message cap is reached and there is no template.
+    WindowMessageCapReached,
+    /// A placeholder's attribute is empty or absent for this profile; holds its name.
+    MissingAttribute(String),
+    /// The campaign has no content this channel can send; holds why.
+    NoContent(String),
+    /// The campaign's content cannot be rendered (unbalanced braces); holds why.
+    InvalidContent(String),
+    /// The channel declared rules the host cannot apply (e.g. an unknown
+    /// quiet-hours time zone); holds why. Nothing is sent rather than risk
+    /// breaking the rule.
+    InvalidChannelPolicy(String),
+}
+
+impl SkipReason {
+    /// A stable snake_case code for result files and summaries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::NoConsent => "no_consent",
+            SkipReason::OptedOut { .. } => "opted_out",
+            SkipReason::NoAddress => "no_address",
+            SkipReason::InvalidAddress(_) => "invalid_address",
+            SkipReason::WindowClosedNoTemplate => "window_closed_no_template",
+            SkipReason::WindowMessageCapReached => "window_cap_reached",
+            SkipReason::MissingAttribute(_) => "missing_attribute",
+            SkipReason::NoContent(_) => "no_content",
+            SkipReason::InvalidContent(_) => "invalid_content",
+            SkipReason::InvalidChannelPolicy(_) => "invalid_channel_policy",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::NoConsent => f.write_str(
+                "no consent for this purpose on this channel: the audience column is \"no\" or empty and no opt-in was recorded",
+            ),
+            SkipReason::OptedOut { at_ms, source } => match Timestamp::from_millisecond(*at_ms) {
+                Ok(at) => write!(f, "opted out at {at} ({source})"),
+                Err(_) => write!(f, "opted out at {at_ms} ms ({source})"),
+            },
+            SkipReason::NoAddress => f.write_str("the audience has no address for this channel"),
+            SkipReason::InvalidAddress(why) => write!(f, "invalid address: {why}"),
+            SkipReason::WindowClosedNoTemplate => f.write_str(
+                "the conversation window is closed and the campaign has no template for this channel",
+            ),
+            SkipReason::WindowMessageCapReached => f.write_str(
+                "the conversation window's free-form message cap is reached and the campaign has no template for this channel",
+            ),
+            SkipReason::MissingAttribute(name) => write!(
+                f,
+                "placeholder `{{{{{name}}}}}` has no value: the profile's `{name}` attribute is empty or absent"
+            ),
+            SkipReason::NoContent(why) => f.write_str(why),
+            SkipReason::InvalidContent(why) => write!(f, "the content cannot be rendered: {why}"),
+            SkipReason::InvalidChannelPolicy(why) => write!(f, "the channel's declared rules cannot be applied: {why}"),
+        }
+    }
+}
+
+/// The gate's verdict for one recipient on one channel.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Send now.
+    Send {
+        /// The recipient's address in the channel's address kind.
+        to: String,
+        /// The rendered content.
+        content: Content,
+        /// The campaign's purpose.
+        purpose: Purpose,
+    },
+    /// Not now: decide again at `until`.
+    Defer {
+        /// When the restriction ends.
+        until: Timestamp,
+        /// The restriction's reason, as the channel declares it.
+        reason: String,
+    },
+    /// Not on this channel.
+    Skip(SkipReason),
+}
+
+/// Decide whether and what to send `recipient` on `channel` at `now`.
+///
+/// See the [module docs](self) for the order of the checks. When
+/// `campaign.window` is [`WindowMode::Ignore`], text is sent whenever the
+/// campaign has it, whatever the channel's window rule.
+pub fn decide(
+    campaign: &Campaign,
+    channel: &str,
+    info: &ChannelInfo,
+    recipient: &Recipient<'_>,
+    now: Timestamp,
+) -> Decision {
+    // 1. Address.
+    let to = match recipient.profile.address_for(channel, info.address_kind) {
+        AddressLookup::Found(to) => to,
+        AddressLookup::Missing => return Decision::Skip(SkipReason::NoAddress),
+        AddressLookup::Invalid(why) => return Decision::Skip(SkipReason::InvalidAddress(why)),
+    };
+
+    // 2. Consent.
+    match &recipient.consent {
+        ConsentDecision::Granted { .. } => {}
+        ConsentDecision::Denied(DenialReason::NoConsent) => {
+            return Decision::Skip(SkipReason::NoConsent);
+        }
+        ConsentDecision::Denied(DenialReason::OptedOut { at_ms, source }) => {
+            return Decision::Skip(SkipReason::OptedOut {
+                at_ms: *at_ms,
+                source: source.clone(),
+            });
+        }
+    }
+
+    // 3. Quiet hours: defer to the latest end among the periods we are in.
+    let mut defer: Option<(Timestamp, &str)> = None;
+    for quiet in info
+        .quiet_hours
+        .iter()
+        .filter(|q| q.purposes.contains(&campaign.purpose))
+    {
+        match quiet_until(quiet, now) {
+            Ok(None) => {}
+            Ok(Some(until)) => {
+                if defer.is_none_or(|(latest, _)| until > latest) {
+                    defer = Some((until, &quiet.reason));
+                }
+            }
+            Err(why) => return Decision::Skip(SkipReason::InvalidChannelPolicy(why)),
+        }
+    }
+    if let Some((until, reason)) = defer {
+        return Decision::Defer {
+            until,
+            reason: reason.to_string(),
+        };
+    }
+
+    // 4. Content.
+    let content = match choose_content(campaign, channel, info, recipient, now) {
+        Err(reason) => return Decision::Skip(reason),
+        Ok(Choice::Text(text)) => {
+            template::render(text, &recipient.profile.attributes).map(Content::Text)
+        }
+        Ok(Choice::Template(spec)) => {
+            render_template(spec, recipient.profile).map(Content::Template)
+        }
+    };
+    match content {
+        Ok(content) => Decision::Send {
+            to,
+            content,
+            purpose: campaign.purpose,
+        },
+        Err(err) => Decision::Skip(skip_for(err)),
+    }
+}
+
+/// Which content a recipient gets.
+enum Choice<'c> {
+    Text(&'c str),
+    Template(&'c TemplateSpec),
+}
+
+fn choose_content<'c>(
+    campaign: &'c Campaign,
+    channel: &str,
+    info: &ChannelInfo,
+    recipient: &Recipient<'_>,
+    now: Timestamp,
+) -> Result<Choice<'c>, SkipReason> {
+    let text = campaign.message.text.as_deref();
+    let template = campaign.templates.get(channel);
+    if campaign.window == WindowMode::Ignore
+        && let Some(text) = text
+    {
+        return Ok(Choice::Text(text));
+    }
+    let no_content = || {
+        SkipReason::NoContent("the campaign has no text and no template for this channel".into())
+    };
+    match &info.free_form {
+        FreeFormRule::Always => match (text, template) {
+            (Some(text), _) => Ok(Choice::Text(text)),
+            (None, Some(template)) => Ok(Choice::Template(template)),
+            (None, None) => Err(no_content()),
+        },
+        FreeFormRule::WithinWindow(rule) => {
+            let window_ms = i64::from(rule.duration_seconds) * 1000;
+            let open = recipient
+                .last_inbound_ms
+                .is_some_and(|at| now.as_millisecond() < at.saturating_add(window_ms));
+            let capped = rule
+                .max_messages
+                .is_some_and(|max| recipient.free_form_sent_in_window >= max);
+            match (text, template) {
+                (Some(text), _) if open && !capped => Ok(Choice::Text(text)),
+                (_, Some(template)) => Ok(Choice::Template(template)),
+                (None, None) => Err(no_content()),
+                (Some(_), None) if !open => Err(SkipReason::WindowClosedNoTemplate),
+                (Some(_), None) => Err(SkipReason::WindowMessageCapReached),
+            }
+        }
+        FreeFormRule::Never => match template {
+            Some(template) => Ok(Choice::Template(template)),
+            None => Err(SkipReason::NoContent(
+                "this channel only sends templates and the campaign has none for it".into(),
+            )),
+        },
+    }
+}
+
+fn skip_for(err: TemplateError) -> SkipReason {
+    match err {
+        TemplateError::MissingAttribute(name) => SkipReason::MissingAttribute(name),
+        TemplateError::Syntax(why) => SkipReason::InvalidContent(why),
+    }
+}
+
+fn render_template(
+    spec: &TemplateSpec,
+    profile: &Profile,
+) -> Result<TemplateMessage, TemplateError> {
+    let parameters = spec
+        .parameters
+        .iter()
+        .map(|(name, value)| {
+            Ok(TemplateParameter {
+                name: name.clone(),
+                value: template::render(value, &profile.attributes)?,
+            })
+        })
+        .collect::<Result<Vec<_>, TemplateError>>()?;
+    let link = spec
+        .link
+        .as_deref()
+        .map(|link| template::render(link, &profile.attributes))
+        .transpose()?;
+    Ok(TemplateMessage {
+        name: spec.name.clone(),
+        language: spec.language.clone(),
+        parameters,
+        link,
+    })
+}
+
+/// Minutes in a day.
+const DAY_MINUTES: u16 = 24 * 60;
+
+/// When `now` falls inside the quiet period, the end of the period;
+/// `Ok(None)` outside it. A period whose end is before its start spans
+/// midnight; one whose start equals its end is empty. Minute 1440 (24:00)
+/// is accepted as midnight.
+pub fn quiet_until(quiet: &QuietHours, now: Timestamp) -> Result<Option<Timestamp>, String> {
+    if quiet.start_minute > DAY_MINUTES || quiet.end_minute > DAY_MINUTES {
+        return Err(format!(
+            "quiet hours {}–{} are not minutes of a day (0 to 1440)",
+            quiet.start_minute, quiet.end_minute
+        ));
+    }
+    let start = quiet.start_minute % DAY_MINUTES;
+    let end = quiet.end_minute % DAY_MINUTES;
+    if start == end {
+        return Ok(None);
+    }
+    let tz = TimeZone::get(&quiet.time_zone)
+        .map_err(|err| format!("unknown quiet-hours time zone `{}`: {err}", quiet.time_zone))?;
+    let local = now.to_zoned(tz.clone());
+    // Both are small non-negative numbers (hour 0..=23, minute 0..=59).
+    let minute = local.hour().unsigned_abs() as u16 * 60 + local.minute().unsigned_abs() as u16;
+    let inside = if start < end {
+        start <= minute && minute < end
+    } else {
+        minute >= start || minute < end
+    };
+    if !inside {
+        return Ok(None);
+    }
+    let end_of = |date: jiff::civil::Date| -> Result<Timestamp, String> {
+        let hour = i8::try_from(end / 60).map_err(|err| err.to_string())?;
+        let minute = i8::try_from(end % 60).map_err(|err| err.to_string())?;
+        date.at(hour, minute, 0, 0)
+            .to_zoned(tz.clone())
+            .map(|zoned| zoned.timestamp())
+            .map_err(|err| {
+                format!(
+                    "cannot compute the end of quiet hours in `{}`: {err}",
+                    quiet.time_zone
+                )
+            })
+    };
+    let today = end_of(local.date())?;
+    if today > now {
+        return Ok(Some(today));
+    }
+    let tomorrow = local
+        .date()
+        .tomorrow()
+        .map_err(|err| format!("cannot compute the end of quiet hours: {err}"))?;
+    end_of(tomorrow).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::parse_campaign;
+    use crate::campaign::tests::{kakao_info, whatsapp_info};
+    use crate::consent::SOURCE_AUDIENCE;
+    use crate::runtime::bindings::types::WindowRule;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn campaign(text: &str) -> Campaign {
+        parse_campaign(Path::new("c.toml"), text).expect("campaign parses")
+    }
+
+    fn winback() -> Campaign {
+        campaign(
+            r#"name = "winback"
+purpose = "marketing"
+route = ["whatsapp", "kakaotalk"]
+[message]
+text = "Hi {{name}}, 20% off with BACK20"
+[templates.whatsapp]
+name = "winback_offer"
+language = "en_US"
+parameters = ["{{name}}"]
+link = "https://shop.example/back?u={{profile_id}}"
+[templates.kakaotalk]
+name = "KA01"
+parameters = { customer = "{{name}}", code = "BACK20" }
+"#,
+        )
+    }
+
+    fn profile(phone: Option<Result<&str, &str>>, attributes: &[(&str, &str)]) -> Profile {
+        Profile {
+            profile_id: "p1".into(),
+            line: 2,
+            phone: phone.map(|p| p.map(str::to_string).map_err(str::to_string)),
+            country: None,
+            consents: BTreeMap::new(),
+            platform_ids: BTreeMap::new(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain([("profile_id".to_string(), "p1".to_string())])
+                .collect(),
+        }
+    }
+
+    fn mina() -> Profile {
+        profile(Some(Ok("+821012345678")), &[("name", "Mina")])
+    }
+
+    fn granted() -> ConsentDecision {
+        ConsentDecision::Granted {
+            source: SOURCE_AUDIENCE.into(),
+        }
+    }
+
+    fn recipient(profile: &Profile, last_inbound_ms: Option<i64>) -> Recipient<'_> {
+        Recipient {
+            profile,
+            consent: granted(),
+            last_inbound_ms,
+            free_form_sent_in_window: 0,
+        }
+    }
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    /// A daytime instant in Seoul (14:00 KST), outside quiet hours.
+    fn noon() -> Timestamp {
+        ts("2026-11-10T05:00:00Z")
+    }
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn sent_text(decision: Decision) -> String {
+        match decision {
+            Decision::Send {
+                content: Content::Text(text),
+                ..
+            } => text,
+            other => panic!("expected a text send, got {other:?}"),
+        }
+    }
+
+    fn sent_template(decision: Decision) -> (String, TemplateMessage) {
+        match decision {
+            Decision::Send {
+                to,
+                content: Content::Template(template),
+                ..
+            } => (to, template),
+            other => panic!("expected a template send, got {other:?}"),
+        }
+    }
+
+    fn skipped(decision: Decision) -> SkipReason {
+        match decision {
+            Decision::Skip(reason) => reason,
+            other => panic!("expected a skip, got {other:?}"),
+        }
+    }
+
+    fn deferred(decision: Decision) -> (Timestamp, String) {
+        match decision {
+            Decision::Defer { until, reason } => (until, reason),
+            other => panic!("expected a deferral, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn inside_the_window_sends_text() {
+        let p = mina();
+        let now = noon();
+        let r = recipient(&p, Some(now.as_millisecond() - 23 * HOUR_MS));
+        let decision = decide(&winback(), "whatsapp", &whatsapp_info(), &r, now);
+        let Decision::Send {
+            ref to, purpose, ..
+        } = decision
+        else {
+            panic!("expected a send, got {decision:?}");
+        };
+        assert_eq!(to, "+821012345678");
+        assert_eq!(purpose, Purpose::Marketing);
+        assert_eq!(sent_text(decision), "Hi Mina, 20% off with BACK20");
+    }
+
+    #[test]
+    fn outside_the_window_sends_the_template() {
+        let p = mina();
+        let now = noon();
+        for last in [None, Some(now.as_millisecond() - 24 * HOUR_MS)] {
+            let (to, template) = sent_template(decide(
+                &winback(),
+                "whatsapp",
+                &whatsapp_info(),
+                &recipient(&p, last),
+                now,
+            ));
+            assert_eq!(to, "+821012345678");
+            assert_eq!(template.name, "winback_offer");
+            assert_eq!(template.language.as_deref(), Some("en_US"));
+            assert_eq!(template.parameters.len(), 1);
+            assert_eq!(template.parameters[0].name, "1");
+            assert_eq!(template.parameters[0].value, "Mina");
+            assert_eq!(
+                template.link.as_deref(),
+                Some("https://shop.example/back?u=p1")
+            );
+        }
+    }
+
+    #[test]
+    fn outside_the_window_without_template_is_skipped() {
+        let mut c = winback();
+        c.templates.clear();
+        let p = mina();
+        let reason = skipped(decide(
+            &c,
+            "whatsapp",
+            &whatsapp_info(),
+            &recipient(&p, None),
+            noon(),
+        ));
+        assert_eq!(reason, SkipReason::WindowClosedNoTemplate);
+        assert_eq!(reason.code(), "window_closed_no_template");
+        assert_eq!(
+            reason.to_string(),
+            "the conversation window is closed and the campaign has no template for this channel"
+        );
+    }
+
+    #[test]
+    fn window_message_cap() {
+        let mut info = whatsapp_info();
+        info.free_form = FreeFormRule::WithinWindow(WindowRule {
+            duration_seconds: 48 * 3600,
+            opened_by: vec![],
+            max_messages: Some(5),
+        });
+        let p = mina();
+        let now = noon();
+        let mut r = recipient(&p, Some(now.as_millisecond() - HOUR_MS));
+        r.free_form_sent_in_window = 4;
+        assert_eq!(
+            sent_text(decide(&winback(), "whatsapp", &info, &r, now)),
+            "Hi Mina, 20% off with BACK20"
+        );
+        r.free_form_sent_in_window = 5;
+        assert_eq!(
+            sent_template(decide(&winback(), "whatsapp", &info, &r, now))
+                .1
+                .name,
+            "winback_offer"
+        );
+        let mut c = winback();
+        c.templates.clear();
+        let reason = skipped(decide(&c, "whatsapp", &info, &r, now));
+        assert_eq!(reason, SkipReason::WindowMessageCapReached);
+        assert_eq!(reason.code(), "window_cap_reached");
+    }
+
+    #[test]
+    fn no_consent_and_opt_out_are_skipped() {
+        let p = mina();
+        let now = noon();
+        let mut r = recipient(&p, Some(now.as_millisecond()));
+        r.consent = ConsentDecision::Denied(DenialReason::NoConsent);
+        let reason = skipped(decide(&winback(), "whatsapp", &whatsapp_info(), &r, now));
+        assert_eq!(reason, SkipReason::NoConsent);
+        assert_eq!(reason.code(), "no_consent");
+
+        r.consent = ConsentDecision::Denied(DenialReason::OptedOut {
+            at_ms: 1_700_000_000_000,
+            source: "whatsapp webhook".into(),
+        });
+        let reason = skipped(decide(&winback(), "whatsapp", &whatsapp_info(), &r, now));
+        assert_eq!(reason.code(), "opted_out");
+        assert_eq!(
+            reason.to_string(),
+            "opted out at 2023-11-14T22:13:20Z (whatsapp webhook)"
+        );
+    }
+
+    #[test]
+    fn address_problems_come_first() {
+        let now = noon();
+        let invalid = profile(
+            Some(Err("`+4912` is not a valid phone number")),
+            &[("name", "A")],
+        );
+        let mut r = recipient(&invalid, None);
+        r.consent = ConsentDecision::Denied(DenialReason::NoConsent);
+        let reason = skipped(decide(&winback(), "whatsapp", &whatsapp_info(), &r, now));
+        assert_eq!(reason.code(), "invalid_address");
+        assert_eq!(
+            reason.to_string(),
+            "invalid address: `+4912` is not a valid phone number"
+        );
+
+        let none = profile(None, &[("name", "A")]);
+        let reason = skipped(decide(
+            &winback(),
+            "whatsapp",
+            &whatsapp_info(),
+            &recipient(&none, None),
+            now,
+        ));
+        assert_eq!(reason, SkipReason::NoAddress);
+        assert_eq!(reason.code(), "no_address");
+    }
+
+    #[test]
+    fn missing_attribute_is_skipped() {
+        let p = profile(Some(Ok("+821012345678")), &[]);
+        let now = noon();
+        let reason = skipped(decide(
+            &winback(),
+            "whatsapp",
+            &whatsapp_info(),
+            &recipient(&p, None),
+            now,
+        ));
+        assert_eq!(reason, SkipReason::MissingAttribute("name".into()));
+        assert_eq!(reason.code(), "missing_attribute");
+        assert_eq!(
+            reason.to_string(),
+            "placeholder `{{name}}` has no value: the profile's `name` attribute is empty or absent"
+        );
+    }
+
+    #[test]
+    fn quiet_hours_defer_to_the_end_of_the_period() {
+        let p = mina();
+        let c = winback();
+        let info = kakao_info();
+        // 21:30 KST: until 08:00 the next morning.
+        let (until, reason) = deferred(decide(
+            &c,
+            "kakaotalk",
+            &info,
+            &recipient(&p, None),
+            ts("2026-11-10T21:30:00+09:00"),
+        ));
+        assert_eq!(until, ts("2026-11-11T08:00:00+09:00"));
+        assert_eq!(reason, "Korean advertising ban at night");
+        // 20:50 KST exactly: inside.
+        let (until, _) = deferred(decide(
+            &c,
+            "kakaotalk",
+            &info,
+            &recipient(&p, None),
+            ts("2026-11-10T20:50:00+09:00"),
+        ));
+        assert_eq!(until, ts("2026-11-11T08:00:00+09:00"));
+        // 07:59:59 KST: until 08:00 the same day.
+        let (until, _) = deferred(decide(
+            &c,
+            "kakaotalk",
+            &info,
+            &recipient(&p, None),
+            ts("2026-11-11T07:59:59+09:00"),
+        ));
+        assert_eq!(until, ts("2026-11-11T08:00:00+09:00"));
+        // 08:00 KST: send.
+        let (_, template) = sent_template(decide(
+            &c,
+            "kakaotalk",
+            &info,
+            &recipient(&p, None),
+            ts("2026-11-11T08:00:00+09:00"),
+        ));
+        assert_eq!(template.name, "KA01");
+        let names: Vec<(&str, &str)> = template
+            .parameters
+            .iter()
+            .map(|p| (p.name.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(names, [("customer", "Mina"), ("code", "BACK20")]);
+        assert_eq!(template.link, None);
+        // 20:49 KST: send.
+        sent_template(decide(
+            &c,
+            "kakaotalk",
+            &info,
+            &recipient(&p, None),
+            ts("2026-11-10T20:49:00+09:00"),
+        ));
+    }
+
+    #[test]
+    fn quiet_hours_only_restrict_their_purposes() {
+        let p = mina();
+        let mut c = winback();
+        c.purpose = Purpose::Utility;
+        let decision = decide(
+            &c,
+            "kakaotalk",
+            &kakao_info(),
+            &recipient(&p, None),
+            ts("2026-11-10T21:30:00+09:00"),
+        );
+        assert_eq!(sent_template(decision).1.name, "KA01");
+    }
+
+    #[test]
+    fn consent_is_checked_before_quiet_hours() {
+        let p = mina();
+        let mut r = recipient(&p, None);
+        r.consent = ConsentDecision::Denied(DenialReason::NoConsent);
+        let decision = decide(
+            &winback(),
+            "kakaotalk",
+            &kakao_info(),
+            &r,
+            ts("2026-11-10T21:30:00+09:00"),
+        );
+        assert_eq!(skipped(decision), SkipReason::NoConsent);
+    }
+
+    #[test]
+    fn quiet_hours_not_spanning_midnight_and_bad_declarations() {
+        let quiet = QuietHours {
+            time_zone: "Asia/Tokyo".into(),
+            start_minute: 12 * 60,
+            end_minute: 13 * 60,
+            purposes: vec![Purpose::Marketing],
+            reason: "lunch".into(),
+        };
+        assert_eq!(
+            quiet_until(&quiet, ts("2026-11-10T12:30:00+09:00")),
+            Ok(Some(ts("2026-11-10T13:00:00+09:00")))
+        );
+        assert_eq!(
+            quiet_until(&quiet, ts("2026-11-10T13:00:00+09:00")),
+            Ok(None)
+        );
+        assert_eq!(
+            quiet_until(&quiet, ts("2026-11-10T11:59:00+09:00")),
+            Ok(None)
+        );
+
+        let empty = QuietHours {
+            end_minute: 12 * 60,
+            ..quiet.clone()
+        };
+        assert_eq!(
+            quiet_until(&empty, ts("2026-11-10T12:00:00+09:00")),
+            Ok(None)
+        );
+
+        let bad_zone = QuietHours {
+            time_zone: "Mars/Olympus".into(),
+            ..quiet.clone()
+        };
+        let err = quiet_until(&bad_zone, noon()).unwrap_err();
+        assert!(
+            err.starts_with("unknown quiet-hours time zone `Mars/Olympus`"),
+            "{err}"
+        );
+        let mut info = kakao_info();
+        info.quiet_hours = vec![bad_zone];
+        let p = mina();
+        let reason = skipped(decide(
+            &winback(),
+            "kakaotalk",
+            &info,
+            &recipient(&p, None),
+            noon(),
+        ));
+        assert_eq!(reason.code(), "invalid_channel_policy");
+
+        let bad_minutes = QuietHours {
+            start_minute: 1500,
+            ..quiet
+        };
+        assert_eq!(
+            quiet_until(&bad_minutes, noon()),
+            Err("quiet hours 1500–780 are not minutes of a day (0 to 1440)".to_string())
+        );
+    }
+
+    #[test]
+    fn window_ignore_sends_text_outside_the_window() {
+        let mut c = winback();
+        c.window = WindowMode::Ignore;
+        let p = mina();
+        let decision = decide(
+            &c,
+            "whatsapp",
+            &whatsapp_info(),
+            &recipient(&p, None),
+            noon(),
+        );
+        assert_eq!(sent_text(decision), "Hi Mina, 20% off with BACK20");
+        // Even on a template-only channel.
+        let decision = decide(&c, "kakaotalk", &kakao_info(), &recipient(&p, None), noon());
+        assert_eq!(sent_text(decision), "Hi Mina, 20% off with BACK20");
+    }
+
+    #[test]
+    fn always_channel_prefers_text_then_template() {
+        let mut info = whatsapp_info();
+        info.free_form = FreeFormRule::Always;
+        let p = mina();
+        assert_eq!(
+            sent_text(decide(
+                &winback(),
+                "whatsapp",
+                &info,
+                &recipient(&p, None),
+                noon()
+            )),
+            "Hi Mina, 20% off with BACK20"
+        );
+        let mut c = winback();
+        c.message.text = None;
+        assert_eq!(
+            sent_template(decide(&c, "whatsapp", &info, &recipient(&p, None), noon()))
+                .1
+                .name,
+            "winback_offer"
+        );
+        c.templates.clear();
+        assert_eq!(
+            skipped(decide(&c, "whatsapp", &info, &recipient(&p, None), noon())).code(),
+            "no_content"
+        );
+    }
+
+    #[test]
+    fn template_only_channel_without_template_is_skipped() {
+        let mut c = winback();
+        c.templates.remove("kakaotalk");
+        let p = mina();
+        let reason = skipped(decide(
+            &c,
+            "kakaotalk",
+            &kakao_info(),
+            &recipient(&p, None),
+            noon(),
+        ));
+        assert_eq!(reason.code(), "no_content");
+        assert_eq!(
+            reason.to_string(),
+            "this channel only sends templates and the campaign has none for it"
+        );
+    }
+}

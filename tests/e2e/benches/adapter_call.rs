@@ -1,0 +1,105 @@
+//! Per-message cost of an adapter call: a fresh store and instance plus
+//! `send`, against an in-process HTTP responder on loopback that answers
+//! like the WhatsApp Cloud API. One message, and a batch of 100.
+//!
+//! `cargo bench -p switchboard-e2e --bench adapter_call`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchboard::runtime::bindings::types::{
+    Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
+};
+use switchboard::runtime::{AdapterRuntime, ChannelGrant, RuntimeOptions, SandboxLimits};
+
+async fn responder() -> String {
+    let app = axum::Router::new().route(
+        "/{version}/{phone}/messages",
+        axum::routing::post(|| async {
+            axum::Json(serde_json::json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": "4915112345678", "wa_id": "4915112345678"}],
+                "messages": [{"id": "wamid.HBgLNDkxNTExMjM0NTY3OBUCABIYFDNBMDJCMEI5RjQ0"}]
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
+fn message(i: usize) -> OutboundMessage {
+    OutboundMessage {
+        idempotency_key: format!("{i:064x}"),
+        to: "+4915112345678".into(),
+        purpose: Purpose::Marketing,
+        content: Content::Template(TemplateMessage {
+            name: "winback_offer".into(),
+            language: Some("en_US".into()),
+            parameters: vec![TemplateParameter {
+                name: "1".into(),
+                value: "Jane".into(),
+            }],
+            link: None,
+        }),
+        ttl_seconds: None,
+        attempt: 1,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let adapter = rt.block_on(async {
+        let base_url = responder().await;
+        let grant = ChannelGrant {
+            settings: HashMap::from([
+                ("base_url".to_owned(), base_url),
+                ("phone_number_id".to_owned(), "100000000000001".to_owned()),
+            ]),
+            secrets: HashMap::from([("access_token".to_owned(), "token".to_owned())]),
+            allow_hosts: None,
+        };
+        let options = RuntimeOptions {
+            limits: SandboxLimits::default(),
+            allow_loopback_http: true,
+            cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
+        };
+        let runtime =
+            AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
+        let packages = switchboard_e2e::adapter_packages();
+        runtime
+            .load_package(&packages.join("whatsapp/manifest.toml"))
+            .await
+            .unwrap()
+    });
+    let adapter = Arc::clone(&adapter);
+    let one = vec![message(0)];
+    let hundred: Vec<_> = (0..100).map(message).collect();
+
+    let mut group = c.benchmark_group("whatsapp_adapter_send");
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("fresh_instance_plus_send_1", |b| {
+        b.to_async(&rt).iter(|| async {
+            let results = adapter.send(&one).await.unwrap();
+            assert!(results[0].is_ok());
+        })
+    });
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("fresh_instance_plus_send_batch_100", |b| {
+        b.to_async(&rt).iter(|| async {
+            let results = adapter.send(&hundred).await.unwrap();
+            assert!(results.iter().all(Result::is_ok));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
