@@ -7,6 +7,7 @@
 #   scripts/build-adapters.sh [--test-guests] [OUT]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
 manifests=(plugins/*/manifest.toml)
 if [ "${1:-}" = "--test-guests" ]; then
   manifests+=(tests/guests/*/manifest.toml)
@@ -14,7 +15,6 @@ if [ "${1:-}" = "--test-guests" ]; then
 fi
 out=${1:-"$root/dist/adapters"}
 target_dir="$root/target/wasm"
-cd "$root"
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2 >&2

@@ -514,10 +514,10 @@ fn settle_line(
             platform_message_id,
             duplicate,
         } => {
-            if matches!(job.message.content, Content::Text(_)) {
-                if let Err(error) = host.store.count_free_form(&job.channel, &job.message.to) {
-                    tracing::error!(%error, "could not count a free-form message against the window");
-                }
+            if matches!(job.message.content, Content::Text(_))
+                && let Err(error) = host.store.count_free_form(&job.channel, &job.message.to)
+            {
+                tracing::error!(%error, "could not count a free-form message against the window");
             }
             if duplicate {
                 line.outcome = "already_sent";

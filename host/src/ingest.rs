@@ -335,8 +335,18 @@ fn parse_phone(
             "`{value}` is not in international format (+<country code>…) and the row has no valid `country` to read it with"
         ));
     }
-    let number = phonenumber::parse(country.map(|(_, id)| *id), value)
-        .map_err(|err| format!("`{value}` is not a phone number: {err}"))?;
+    let number = phonenumber::parse(country.map(|(_, id)| *id), value).map_err(|err| {
+        let why =
+            match err {
+                phonenumber::ParseError::InvalidCountryCode => "unknown country calling code",
+                phonenumber::ParseError::TooShortAfterIdd
+                | phonenumber::ParseError::TooShortNsn => "too short",
+                phonenumber::ParseError::TooLong => "too long",
+                phonenumber::ParseError::NoNumber
+                | phonenumber::ParseError::MalformedInteger(_) => "no digits to read",
+            };
+        format!("`{value}` is not a phone number ({why})")
+    })?;
     if !phonenumber::is_valid(&number) {
         return Err(match country {
             Some((code, _)) if !international => {
@@ -727,9 +737,10 @@ mod tests {
              p1,+4912,\n\
              p2,0151 12345678,\n\
              p3,12345,DE\n\
-             p4,not a phone,\n",
+             p4,not a phone,\n\
+             p5,0000,DE\n",
         );
-        assert_eq!(audience.profiles.len(), 4);
+        assert_eq!(audience.profiles.len(), 5);
         assert!(audience.rejected_lines().is_empty());
         let p1 = &audience.profiles[0];
         assert!(matches!(
@@ -742,6 +753,7 @@ mod tests {
                 "3: field `phone`: `0151 12345678` is not in international format (+<country code>…) and the row has no valid `country` to read it with; channels addressed by phone number will skip this profile",
                 "4: field `phone`: `12345` is not a valid phone number in DE; channels addressed by phone number will skip this profile",
                 "5: field `phone`: `not a phone` is not in international format (+<country code>…) and the row has no valid `country` to read it with; channels addressed by phone number will skip this profile",
+                "6: field `phone`: `0000` is not a phone number (no digits to read); channels addressed by phone number will skip this profile",
             ]
         );
         assert_eq!(audience.rejected[0].field, "phone");

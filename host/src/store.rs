@@ -226,6 +226,38 @@ pub struct ConsentRecord {
     pub source: String,
 }
 
+/// An inbound message from a webhook.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    /// The platform's event id (for deduplication).
+    pub event_id: &'a str,
+    /// The sender's address.
+    pub sender: &'a str,
+    /// The platform's message kind (`text`, `image`, …).
+    pub kind: &'a str,
+    /// The text, for text messages.
+    pub text: Option<&'a str>,
+    /// When it was sent.
+    pub occurred_ms: i64,
+}
+
+/// A consent event for the ledger.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsentChange<'a> {
+    /// The event id (for deduplication).
+    pub event_id: &'a str,
+    /// The customer's address.
+    pub address: &'a str,
+    /// The purpose, or `None` for every purpose.
+    pub purpose: Option<&'a str>,
+    /// Opted in (true) or out (false).
+    pub opted_in: bool,
+    /// When it happened.
+    pub occurred_ms: i64,
+    /// Where it came from.
+    pub source: &'a str,
+}
+
 /// The SQLite store. Cheap to clone; all clones share one connection.
 #[derive(Clone)]
 pub struct Store {
@@ -433,14 +465,14 @@ impl Store {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        if let Some((key, previous)) = current {
-            if previous.as_deref().map_or(0, delivery_rank) < delivery_rank(state) {
-                connection.execute(
-                    "UPDATE sends SET delivery_state = ?2, updated_ms = ?3,
-                     error_message = COALESCE(?4, error_message) WHERE idempotency_key = ?1",
-                    params![key, state, now_ms(), failure],
-                )?;
-            }
+        if let Some((key, previous)) = current
+            && previous.as_deref().map_or(0, delivery_rank) < delivery_rank(state)
+        {
+            connection.execute(
+                "UPDATE sends SET delivery_state = ?2, updated_ms = ?3,
+                 error_message = COALESCE(?4, error_message) WHERE idempotency_key = ?1",
+                params![key, state, now_ms(), failure],
+            )?;
         }
         Ok(true)
     }
@@ -450,13 +482,16 @@ impl Store {
     pub fn record_inbound(
         &self,
         channel: &str,
-        event_id: &str,
-        sender: &str,
-        kind: &str,
-        text: Option<&str>,
-        occurred_ms: i64,
+        inbound: &Inbound<'_>,
         opens_window: bool,
     ) -> StoreResult<bool> {
+        let Inbound {
+            event_id,
+            sender,
+            kind,
+            text,
+            occurred_ms,
+        } = *inbound;
         let connection = self.lock()?;
         let inserted = connection.execute(
             "INSERT OR IGNORE INTO inbound_messages (event_id, channel, sender, kind, text, occurred_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -497,16 +532,15 @@ impl Store {
     }
 
     /// Append a consent event to the ledger (deduplicated by event id).
-    pub fn record_consent(
-        &self,
-        channel: &str,
-        event_id: &str,
-        address: &str,
-        purpose: Option<&str>,
-        opted_in: bool,
-        occurred_ms: i64,
-        source: &str,
-    ) -> StoreResult<bool> {
+    pub fn record_consent(&self, channel: &str, change: &ConsentChange<'_>) -> StoreResult<bool> {
+        let ConsentChange {
+            event_id,
+            address,
+            purpose,
+            opted_in,
+            occurred_ms,
+            source,
+        } = *change;
         let inserted = self.lock()?.execute(
             "INSERT OR IGNORE INTO consent_ledger (event_id, channel, address, purpose, opted_in, occurred_ms, source)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -726,17 +760,47 @@ mod tests {
         let store = Store::in_memory().unwrap();
         assert_eq!(store.window("whatsapp", "+491").unwrap(), None);
         store
-            .record_inbound("whatsapp", "m1", "+491", "text", Some("hi"), 1_000, true)
+            .record_inbound(
+                "whatsapp",
+                &Inbound {
+                    event_id: "m1",
+                    sender: "+491",
+                    kind: "text",
+                    text: Some("hi"),
+                    occurred_ms: 1_000,
+                },
+                true,
+            )
             .unwrap();
         store.count_free_form("whatsapp", "+491").unwrap();
         assert_eq!(store.window("whatsapp", "+491").unwrap(), Some((1_000, 1)));
         store
-            .record_inbound("whatsapp", "m2", "+491", "text", Some("again"), 2_000, true)
+            .record_inbound(
+                "whatsapp",
+                &Inbound {
+                    event_id: "m2",
+                    sender: "+491",
+                    kind: "text",
+                    text: Some("again"),
+                    occurred_ms: 2_000,
+                },
+                true,
+            )
             .unwrap();
         assert_eq!(store.window("whatsapp", "+491").unwrap(), Some((2_000, 0)));
         assert!(
             !store
-                .record_inbound("whatsapp", "m2", "+491", "text", None, 2_000, true)
+                .record_inbound(
+                    "whatsapp",
+                    &Inbound {
+                        event_id: "m2",
+                        sender: "+491",
+                        kind: "text",
+                        text: None,
+                        occurred_ms: 2_000
+                    },
+                    true
+                )
                 .unwrap()
         );
     }
@@ -744,43 +808,26 @@ mod tests {
     #[test]
     fn consent_ledger_is_append_only_and_deduplicated() {
         let store = Store::in_memory().unwrap();
+        let stop = ConsentChange {
+            event_id: "e1",
+            address: "+491",
+            purpose: Some("marketing"),
+            opted_in: false,
+            occurred_ms: 10,
+            source: "webhook:whatsapp",
+        };
+        assert!(store.record_consent("whatsapp", &stop).unwrap());
         assert!(
-            store
-                .record_consent(
-                    "whatsapp",
-                    "e1",
-                    "+491",
-                    Some("marketing"),
-                    false,
-                    10,
-                    "webhook:whatsapp"
-                )
-                .unwrap()
+            !store.record_consent("whatsapp", &stop).unwrap(),
+            "redelivery"
         );
-        assert!(
-            !store
-                .record_consent(
-                    "whatsapp",
-                    "e1",
-                    "+491",
-                    Some("marketing"),
-                    false,
-                    10,
-                    "webhook:whatsapp"
-                )
-                .unwrap()
-        );
-        store
-            .record_consent(
-                "whatsapp",
-                "e2",
-                "+491",
-                Some("marketing"),
-                true,
-                20,
-                "webhook:whatsapp",
-            )
-            .unwrap();
+        let resume = ConsentChange {
+            event_id: "e2",
+            opted_in: true,
+            occurred_ms: 20,
+            ..stop
+        };
+        store.record_consent("whatsapp", &resume).unwrap();
         let history = store.consent_history("whatsapp", "+491").unwrap();
         assert_eq!(history.len(), 2);
         assert!(!history[0].opted_in && history[1].opted_in);

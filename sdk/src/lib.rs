@@ -143,6 +143,15 @@ macro_rules! export_adapter {
                 }
             }
 
+            // Keeps the adapter "used" in native builds, where the exports below
+            // are compiled out.
+            #[allow(dead_code)]
+            fn __adapter_is_exported() {
+                let _ = <$adapter as $crate::Adapter>::describe;
+                let _ = <$adapter as $crate::Adapter>::send;
+                let _ = <$adapter as $crate::Adapter>::handle_webhook;
+            }
+
             // The component exports only exist on wasm32: a native build (unit
             // tests, clippy) cannot link their `:`-qualified symbol names.
             #[cfg(target_arch = "wasm32")]

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::config::DispatchConfig;
 use crate::runtime::bindings::types::{OutboundMessage, RateLimitScope, SendError};
 use crate::runtime::{AdapterRuntime, LoadedAdapter};
-use crate::store::{SendState, Store, now_ms};
+use crate::store::{ConsentChange, SendState, Store, now_ms};
 use rate_limit::TokenBucket;
 
 /// Rate-limit answers tolerated per message before it becomes a dead letter.
@@ -128,7 +128,7 @@ impl Dispatcher {
     pub async fn deliver(
         self: &Arc<Self>,
         jobs: Vec<Job>,
-        on_done: Arc<dyn Fn(&Job, &Delivery) + Send + Sync>,
+        on_done: OnDone,
     ) -> Vec<(Job, Delivery)> {
         let mut finished = Vec::with_capacity(jobs.len());
         let mut by_channel: HashMap<String, Vec<Job>> = HashMap::new();
@@ -379,15 +379,17 @@ impl Dispatcher {
             Delivery::Failed { class, message } => {
                 if class == "opted_out" {
                     let purpose = job.message.purpose.as_str();
-                    if let Err(error) = self.store.record_consent(
-                        &job.channel,
-                        &format!("send:{key}"),
-                        &job.message.to,
-                        Some(purpose),
-                        false,
-                        now,
-                        &format!("send-error:{}", job.channel),
-                    ) {
+                    let event_id = format!("send:{key}");
+                    let source = format!("send-error:{}", job.channel);
+                    let change = ConsentChange {
+                        event_id: &event_id,
+                        address: &job.message.to,
+                        purpose: Some(purpose),
+                        opted_in: false,
+                        occurred_ms: now,
+                        source: &source,
+                    };
+                    if let Err(error) = self.store.record_consent(&job.channel, &change) {
                         tracing::error!(%error, "could not record opt-out");
                     }
                 }
@@ -416,6 +418,9 @@ impl Dispatcher {
         }
     }
 }
+
+/// Called as each job settles, e.g. to advance a progress bar.
+pub type OnDone = Arc<dyn Fn(&Job, &Delivery) + Send + Sync>;
 
 struct Waiting {
     job: Job,

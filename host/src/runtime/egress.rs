@@ -53,10 +53,10 @@ impl EgressPolicy {
                 "`{uri}`: only https is allowed (plain http only to loopback with `allow_loopback_http`)"
             ));
         }
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            if let Some(reason) = blocked_ip(ip) {
-                return Err(format!("`{uri}`: address {ip} is {reason}"));
-            }
+        if let Ok(ip) = host.parse::<IpAddr>()
+            && let Some(reason) = blocked_ip(ip)
+        {
+            return Err(format!("`{uri}`: address {ip} is {reason}"));
         }
         if !self.manifest_hosts.contains(&host) {
             return Err(format!(
@@ -64,13 +64,13 @@ impl EgressPolicy {
                 join(&self.manifest_hosts)
             ));
         }
-        if let Some(approved) = &self.operator_hosts {
-            if !approved.contains(&host) {
-                return Err(format!(
-                    "`{host}` is declared by the adapter but not approved in the operator's `allow_hosts` [{}]",
-                    join(approved)
-                ));
-            }
+        if let Some(approved) = &self.operator_hosts
+            && !approved.contains(&host)
+        {
+            return Err(format!(
+                "`{host}` is declared by the adapter but not approved in the operator's `allow_hosts` [{}]",
+                join(approved)
+            ));
         }
         Ok(())
     }

@@ -106,10 +106,10 @@ fn write_cache(dir: &Path, path: &Path, component: &Component) -> anyhow::Result
 /// custom section, if any.
 pub fn embedded_contract_version(bytes: &[u8]) -> Option<String> {
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let Ok(wasmparser::Payload::CustomSection(section)) = payload {
-            if section.name() == "switchboard:contract-version" {
-                return Some(String::from_utf8_lossy(section.data()).into_owned());
-            }
+        if let Ok(wasmparser::Payload::CustomSection(section)) = payload
+            && section.name() == "switchboard:contract-version"
+        {
+            return Some(String::from_utf8_lossy(section.data()).into_owned());
         }
     }
     None

@@ -5,7 +5,7 @@
 use crate::runtime::bindings::types::{
     ChannelInfo, DeliveryState, Event, EventKind, FreeFormRule, WindowOpener,
 };
-use crate::store::{Store, StoreResult};
+use crate::store::{ConsentChange, Inbound, Store, StoreResult};
 
 /// The name of an event kind, for metrics and logs.
 pub fn kind_name(kind: &EventKind) -> &'static str {
@@ -56,27 +56,27 @@ pub fn apply(store: &Store, info: &ChannelInfo, events: &[Event]) -> StoreResult
                 )?;
             }
             EventKind::Inbound(message) => {
-                store.record_inbound(
-                    channel,
-                    &event.id,
-                    &message.sender,
-                    &message.kind,
-                    message.text.as_deref(),
-                    at,
-                    inbound_opens_window(info),
-                )?;
+                let inbound = Inbound {
+                    event_id: &event.id,
+                    sender: &message.sender,
+                    kind: &message.kind,
+                    text: message.text.as_deref(),
+                    occurred_ms: at,
+                };
+                store.record_inbound(channel, &inbound, inbound_opens_window(info))?;
             }
             EventKind::OptIn(change) | EventKind::OptOut(change) => {
                 let opted_in = matches!(event.kind, EventKind::OptIn(_));
-                store.record_consent(
-                    channel,
-                    &event.id,
-                    &change.address,
-                    change.purpose.map(|p| p.as_str()),
+                let source = format!("webhook:{channel}");
+                let change = ConsentChange {
+                    event_id: &event.id,
+                    address: &change.address,
+                    purpose: change.purpose.map(|p| p.as_str()),
                     opted_in,
-                    at,
-                    &format!("webhook:{channel}"),
-                )?;
+                    occurred_ms: at,
+                    source: &source,
+                };
+                store.record_consent(channel, &change)?;
             }
         }
     }
