@@ -11,8 +11,7 @@ demo: adapters build
 
 ## Every test: unit, adapter, simulator, end-to-end and sandbox.
 test: adapters
-	$(CARGO) test --workspace --exclude switchboard-adapter-whatsapp --exclude switchboard-guest-hostile
-	$(CARGO) test -p switchboard-adapter-whatsapp -p switchboard-sdk
+	$(CARGO) test --workspace
 
 ## Build every adapter for wasm32-wasip2 into $(ADAPTERS_DIR).
 adapters:

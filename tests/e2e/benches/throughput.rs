@@ -26,6 +26,7 @@ async fn main() {
             send_statuses: false,
             ..WhatsAppConfig::default()
         },
+        ..SimulatorConfig::default()
     };
     let harness = Harness::start(
         simulator,

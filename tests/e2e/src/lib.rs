@@ -5,6 +5,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod platforms;
+
+/// Lowercase hex HMAC-SHA256 of `body` under `secret`, as platforms sign webhooks.
+pub fn sign_hex_sha256(secret: &str, body: &str) -> String {
+    use hmac::Mac as _;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,35 +68,56 @@ impl Harness {
         simulator: switchboard_simulator::SimulatorConfig,
         extra_config: &str,
     ) -> Self {
+        Self::start_inner(simulator, extra_config, None).await
+    }
+
+    /// Like [`Harness::start`], but `channel`'s configuration table is the
+    /// one `section` writes (e.g. with a wrong secret).
+    pub async fn start_with_section(
+        simulator: switchboard_simulator::SimulatorConfig,
+        channel: &str,
+        section: impl Fn(&switchboard_simulator::SimulatorHandle) -> String + Sync,
+    ) -> Self {
+        Self::start_inner(simulator, "", Some((channel, &section))).await
+    }
+
+    async fn start_inner(
+        simulator: switchboard_simulator::SimulatorConfig,
+        extra_config: &str,
+        replace: Option<(
+            &str,
+            &(dyn Fn(&switchboard_simulator::SimulatorHandle) -> String + Sync),
+        )>,
+    ) -> Self {
         let simulator = switchboard_simulator::Simulator::start(
             "127.0.0.1:0".parse().expect("loopback address"),
             simulator,
         )
         .await
         .expect("simulator starts");
-        let whatsapp = simulator.whatsapp();
         let dir = tempfile::tempdir().expect("temporary directory");
         let root = workspace_root();
+        let mut sections = platforms::config_sections(&simulator);
+        if let Some((channel, section)) = replace {
+            let header = format!("[channels.{channel}]");
+            let kept: Vec<&str> = sections
+                .split("\n[channels.")
+                .filter(|part| {
+                    !part.starts_with(&header) && !part.starts_with(&format!("{channel}]"))
+                })
+                .collect();
+            sections = format!("{}\n{}", kept.join("\n[channels."), section(&simulator));
+        }
+        // `extra_config` continues the WhatsApp table (e.g. a rate override)
+        // before any table it opens itself.
+        let (whatsapp, others) = match sections.split_once("\n[channels.") {
+            Some((first, rest)) => (first.to_owned(), format!("[channels.{rest}")),
+            None => (sections.clone(), String::new()),
+        };
         let config = format!(
-            r#"database = "switchboard.db"
-adapters_dir = "{packages}"
-cache_dir = "{cache}"
-
-[sandbox]
-allow_loopback_http = true
-
-[channels.whatsapp]
-settings = {{ base_url = "{base}", phone_number_id = "{phone}" }}
-secrets = {{ access_token = "{token}", app_secret = "{secret}", verify_token = "verify-me" }}
-{extra}
-"#,
+            "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n[sandbox]\nallow_loopback_http = true\n\n{others}\n{whatsapp}\n{extra_config}\n",
             packages = adapter_packages().display(),
             cache = root.join("target/wasm/cwasm-cache").display(),
-            base = simulator.base_url(),
-            phone = whatsapp.phone_number_id(),
-            token = whatsapp.access_token(),
-            secret = whatsapp.app_secret(),
-            extra = extra_config,
         );
         let config_path = dir.path().join("switchboard.toml");
         std::fs::write(&config_path, config).expect("write config");

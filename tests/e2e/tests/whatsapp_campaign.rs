@@ -188,6 +188,7 @@ async fn throughput_limit_errors_are_retried_not_lost() {
             send_statuses: false,
             ..WhatsAppConfig::default()
         },
+        ..SimulatorConfig::default()
     };
     // The operator lets the host send far faster than the number allows, so
     // it meets 130429 and must back off and retry.

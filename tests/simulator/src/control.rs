@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::clock::Clock;
 use crate::faults::{FaultConfig, Faults};
 use crate::webhook_sender::WebhookError;
-use crate::whatsapp::{self, ControlError, WhatsAppState};
+use crate::whatsapp::ControlError;
 
 /// A failed control request: an HTTP status and `{"error": message}` plus
 /// optional extra fields.
@@ -85,23 +85,27 @@ struct Shared {
 }
 
 /// The whole `/_sim` router (to be nested at `/_sim`).
+/// Each platform contributes `(name, router)`, nested at `/_sim/{name}`.
 pub(crate) fn router(
     clock: Arc<Clock>,
     faults: Arc<Faults>,
-    whatsapp: Arc<WhatsAppState>,
+    platforms: Vec<(&'static str, Router)>,
 ) -> Router {
     let shared = Shared { clock, faults };
-    Router::new()
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/faults", get(get_faults).put(put_faults))
         .route("/clock", get(get_clock).put(put_clock))
         .route("/clock/advance", post(advance_clock))
-        .with_state(shared)
-        .nest("/whatsapp", whatsapp::control_router(whatsapp))
+        .with_state(shared);
+    for (name, platform) in platforms {
+        router = router.nest(&format!("/{name}"), platform);
+    }
+    router
 }
 
 async fn health() -> Json<Value> {
-    Json(json!({"status": "ok", "platforms": ["whatsapp"]}))
+    Json(json!({"status": "ok", "platforms": crate::PLATFORMS}))
 }
 
 async fn get_faults(State(shared): State<Shared>) -> Json<FaultConfig> {

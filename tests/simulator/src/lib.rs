@@ -102,6 +102,14 @@ pub mod recorder;
 pub mod webhook_sender;
 pub mod whatsapp;
 
+pub mod kakaotalk;
+pub mod line;
+pub mod rcs;
+pub mod wechat;
+
+/// The platforms this simulator serves, by channel name.
+pub const PLATFORMS: &[&str] = &["whatsapp", "line", "kakaotalk", "wechat", "rcs"];
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -121,11 +129,24 @@ pub use whatsapp::{
     WhatsAppConfig, WhatsAppControl, WhatsAppStats,
 };
 
+pub use kakaotalk::{KakaoTalkConfig, KakaoTalkControl};
+pub use line::{LineConfig, LineControl};
+pub use rcs::{RcsConfig, RcsControl};
+pub use wechat::{WeChatConfig, WeChatControl};
+
 /// Configuration of every simulated platform.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SimulatorConfig {
     /// WhatsApp Cloud API.
     pub whatsapp: WhatsAppConfig,
+    /// LINE Messaging API.
+    pub line: LineConfig,
+    /// KakaoTalk Bizmessage through NHN Cloud.
+    pub kakaotalk: KakaoTalkConfig,
+    /// WeChat Official Accounts.
+    pub wechat: WeChatConfig,
+    /// Google RCS Business Messaging.
+    pub rcs: RcsConfig,
 }
 
 /// Starts simulators. See [`Simulator::start`].
@@ -147,15 +168,51 @@ impl Simulator {
             Arc::clone(&faults),
         )
         .context("starting the WhatsApp simulator")?;
+        let mut background = vec![whatsapp_dispatcher];
+        let (line_state, tasks) =
+            line::LineState::start(config.line, Arc::clone(&clock), Arc::clone(&faults))
+                .context("starting the LINE simulator")?;
+        background.extend(tasks);
+        let (kakaotalk_state, tasks) = kakaotalk::KakaoTalkState::start(
+            config.kakaotalk,
+            Arc::clone(&clock),
+            Arc::clone(&faults),
+        )
+        .context("starting the KakaoTalk simulator")?;
+        background.extend(tasks);
+        let (wechat_state, tasks) =
+            wechat::WeChatState::start(config.wechat, Arc::clone(&clock), Arc::clone(&faults))
+                .context("starting the WeChat simulator")?;
+        background.extend(tasks);
+        let (rcs_state, tasks) =
+            rcs::RcsState::start(config.rcs, Arc::clone(&clock), Arc::clone(&faults))
+                .context("starting the RCS simulator")?;
+        background.extend(tasks);
 
         let app = Router::new()
             .merge(whatsapp::api_router(Arc::clone(&whatsapp_state)))
+            .merge(line::api_router(Arc::clone(&line_state)))
+            .merge(kakaotalk::api_router(Arc::clone(&kakaotalk_state)))
+            .merge(wechat::api_router(Arc::clone(&wechat_state)))
+            .merge(rcs::api_router(Arc::clone(&rcs_state)))
             .nest(
                 "/_sim",
                 control::router(
                     Arc::clone(&clock),
                     Arc::clone(&faults),
-                    Arc::clone(&whatsapp_state),
+                    vec![
+                        (
+                            "whatsapp",
+                            whatsapp::control_router(Arc::clone(&whatsapp_state)),
+                        ),
+                        ("line", line::control_router(Arc::clone(&line_state))),
+                        (
+                            "kakaotalk",
+                            kakaotalk::control_router(Arc::clone(&kakaotalk_state)),
+                        ),
+                        ("wechat", wechat::control_router(Arc::clone(&wechat_state))),
+                        ("rcs", rcs::control_router(Arc::clone(&rcs_state))),
+                    ],
                 ),
             )
             .fallback(not_found);
@@ -178,8 +235,12 @@ impl Simulator {
             addr: local_addr,
             shutdown_tx: Some(shutdown_tx),
             server: Some(server),
-            background: vec![whatsapp_dispatcher],
+            background,
             whatsapp: WhatsAppControl::new(whatsapp_state),
+            line: LineControl::new(line_state),
+            kakaotalk: KakaoTalkControl::new(kakaotalk_state),
+            wechat: WeChatControl::new(wechat_state),
+            rcs: RcsControl::new(rcs_state),
             clock,
             faults,
         })
@@ -202,6 +263,10 @@ pub struct SimulatorHandle {
     server: Option<JoinHandle<std::io::Result<()>>>,
     background: Vec<JoinHandle<()>>,
     whatsapp: WhatsAppControl,
+    line: LineControl,
+    kakaotalk: KakaoTalkControl,
+    wechat: WeChatControl,
+    rcs: RcsControl,
     clock: Arc<Clock>,
     faults: Arc<faults::Faults>,
 }
@@ -221,6 +286,26 @@ impl SimulatorHandle {
     /// Control of the simulated WhatsApp Cloud API.
     pub fn whatsapp(&self) -> WhatsAppControl {
         self.whatsapp.clone()
+    }
+
+    /// Control of the simulated LINE Messaging API.
+    pub fn line(&self) -> LineControl {
+        self.line.clone()
+    }
+
+    /// Control of the simulated KakaoTalk Bizmessage API (NHN Cloud).
+    pub fn kakaotalk(&self) -> KakaoTalkControl {
+        self.kakaotalk.clone()
+    }
+
+    /// Control of the simulated WeChat Official Accounts API.
+    pub fn wechat(&self) -> WeChatControl {
+        self.wechat.clone()
+    }
+
+    /// Control of the simulated RCS Business Messaging API.
+    pub fn rcs(&self) -> RcsControl {
+        self.rcs.clone()
     }
 
     /// The simulated clock (shared by all platforms).

@@ -69,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
             status_delay_ms: cli.whatsapp_status_delay_ms,
             send_statuses: !cli.whatsapp_no_statuses,
         },
+        // The other platforms start with their documented defaults; tests
+        // and the demo adjust them through the `/_sim/<platform>` API.
+        ..SimulatorConfig::default()
     };
     let simulator = Simulator::start(cli.listen, config).await?;
 

@@ -1,0 +1,1 @@
+//! Switchboard channel adapter for rcs (being written).
