@@ -28,8 +28,8 @@ lint:
 
 ## Benchmarks (figures recorded in docs/benchmarks.md).
 bench: adapters
-	$(CARGO) bench -p switchboard --bench adapter_call
-	bash scripts/bench-e2e.sh
+	$(CARGO) bench -p switchboard-e2e --bench adapter_call
+	$(CARGO) bench -p switchboard-e2e --bench throughput
 
 clean-demo:
 	rm -rf demo-out

@@ -197,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runtime: Arc::clone(&host.runtime),
                 store: host.store.clone(),
                 metrics: Arc::default(),
+                adapters_dir: Some(host.config.adapters_dir.clone()),
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await

@@ -8,6 +8,9 @@
 //! - `GET /api/channels`: loaded adapters and what they declared.
 //! - `GET /api/sends?campaign=NAME`: the outbox.
 //! - `GET /api/profiles/{id}/decisions`: why a person got what they got.
+//! - `POST /api/adapters/reload`: load new or changed adapter packages from
+//!   the adapters directory without a restart; calls in flight finish on the
+//!   version they started with.
 
 pub mod events;
 pub mod metrics;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub store: Store,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Where adapter packages live, for hot reload.
+    pub adapters_dir: Option<std::path::PathBuf>,
 }
 
 /// The server's routes.
@@ -50,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/channels", get(channels))
         .route("/api/sends", get(sends))
         .route("/api/profiles/{profile_id}/decisions", get(decisions))
+        .route("/api/adapters/reload", axum::routing::post(reload))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
         .with_state(state)
 }
@@ -176,4 +182,28 @@ async fn decisions(State(state): State<AppState>, Path(profile_id): Path<String>
         Ok(list) => Json(list).into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    let Some(dir) = &state.adapters_dir else {
+        return (StatusCode::NOT_FOUND, "no adapters directory configured\n").into_response();
+    };
+    let results = match state.runtime.load_dir(dir).await {
+        Ok(results) => results,
+        Err(error) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+    };
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(adapter) => loaded.push(serde_json::json!({
+                "channel": adapter.channel(),
+                "version": adapter.manifest.adapter.version,
+                "digest": adapter.digest,
+            })),
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    (status, Json(serde_json::json!({"loaded": loaded, "errors": errors}))).into_response()
 }

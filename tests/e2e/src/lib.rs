@@ -146,6 +146,7 @@ impl Harness {
             runtime: std::sync::Arc::clone(&self.host.runtime),
             store: self.host.store.clone(),
             metrics: std::sync::Arc::default(),
+            adapters_dir: Some(self.host.config.adapters_dir.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
