@@ -1,1 +1,337 @@
-//! Switchboard channel adapter for line (being written).
+//! Switchboard channel adapter for the LINE Messaging API.
+//!
+//! This file is the thin layer that talks to the host (configuration,
+//! token cache, HTTP, logging). The platform knowledge lives in plain
+//! functions that are tested natively:
+//!
+//! - [`payload`]: checks, retry keys, and the plan that groups identical
+//!   texts into multicasts and sends personalised ones by push;
+//! - [`errors`]: receipts (including `409` replays) and the classification
+//!   of LINE's errors into send-error classes;
+//! - [`webhook`]: `x-line-signature` and event parsing.
+
+#![warn(missing_docs)]
+
+pub mod errors;
+pub mod payload;
+pub mod webhook;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use switchboard_sdk::prelude::*;
+
+use crate::payload::{Candidate, Endpoint, Planned, Remembered};
+
+/// Setting: the Messaging API base URL (a simulator in tests).
+pub const SETTING_BASE_URL: &str = "base_url";
+/// Setting: how long one `send` call may keep starting requests, in
+/// milliseconds, before it hands the rest back as `transient`.
+pub const SETTING_SEND_BUDGET_MS: &str = "send_budget_ms";
+/// Secret: the channel access token, sent as a bearer token.
+pub const SECRET_CHANNEL_ACCESS_TOKEN: &str = "channel_access_token";
+/// Secret: the channel secret that signs webhooks.
+pub const SECRET_CHANNEL_SECRET: &str = "channel_secret";
+
+/// Default for [`SETTING_BASE_URL`].
+pub const DEFAULT_BASE_URL: &str = "https://api.line.me";
+/// Default for [`SETTING_SEND_BUDGET_MS`]: half the host's default 30 s
+/// call timeout, leaving room for the last request's own 10 s timeout.
+pub const DEFAULT_SEND_BUDGET_MS: u64 = 15_000;
+/// How long a multicast's membership is remembered for its retries: as
+/// long as LINE keeps a retry key.
+pub const RETRY_KEY_TTL_SECONDS: u32 = 24 * 60 * 60;
+
+/// The LINE Messaging API adapter.
+pub struct Line;
+
+/// What the adapter declares about LINE (see `describe`).
+pub fn channel_info() -> ChannelInfo {
+    ChannelInfo {
+        // No reply window for push: friends can be messaged at any time.
+        free_form: FreeFormRule::Always,
+        template_purposes: Vec::new(),
+        quiet_hours: Vec::new(),
+        limits: Limits {
+            // LINE counts UTF-16 code units; the contract counts scalar
+            // values, so the adapter checks the exact rule itself.
+            max_text_length: payload::MAX_TEXT_UTF16_UNITS as u32,
+            // One multicast carries up to 500 recipients.
+            max_batch_size: payload::MAX_MULTICAST_RECIPIENTS as u32,
+            // Push: 2,000 requests/s per channel (one message each).
+            messages_per_second: 2_000,
+        },
+        egress_hosts: vec!["api.line.me".into()],
+        secrets: vec![
+            SECRET_CHANNEL_ACCESS_TOKEN.into(),
+            SECRET_CHANNEL_SECRET.into(),
+        ],
+        settings: vec![SETTING_BASE_URL.into(), SETTING_SEND_BUDGET_MS.into()],
+        // Every request carries an `X-Line-Retry-Key` derived from the
+        // host's keys; LINE answers a replay with 409 instead of resending.
+        deduplicates: true,
+        ..ChannelInfo::new("line", "LINE Messaging API", AddressKind::PlatformUserId)
+    }
+}
+
+/// Where and how to send, read once per batch.
+struct Api {
+    base_url: String,
+    access_token: String,
+}
+
+impl Api {
+    fn load() -> Result<Self, SendError> {
+        let access_token = config::require_secret(SECRET_CHANNEL_ACCESS_TOKEN)?;
+        Ok(Self {
+            base_url: setting_or(SETTING_BASE_URL, DEFAULT_BASE_URL),
+            access_token,
+        })
+    }
+
+    fn send(&self, request: &Planned) -> Result<Receipt, SendError> {
+        let response = Request::post(&payload::endpoint_url(
+            &self.base_url,
+            request.endpoint.path(),
+        ))
+        .bearer(&self.access_token)
+        .header("x-line-retry-key", &request.retry_key)
+        .json(&request.body())
+        .send()
+        .map_err(errors::transport_error)?;
+        errors::interpret(
+            errors::Reply {
+                status: response.status,
+                request_id: response.header("x-line-request-id"),
+                accepted_request_id: response.header("x-line-accepted-request-id"),
+                body: &response.body,
+            },
+            &request.retry_key,
+        )
+    }
+}
+
+/// A setting, or `default` when it is unset or blank.
+fn setting_or(key: &str, default: &str) -> String {
+    config::get(key)
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The send budget from [`SETTING_SEND_BUDGET_MS`], or the default when
+/// unset or not a positive number.
+fn send_budget() -> Duration {
+    let ms = config::get(SETTING_SEND_BUDGET_MS)
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(DEFAULT_SEND_BUDGET_MS);
+    Duration::from_millis(ms)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// The multicast an earlier attempt of the message with `key` was part of,
+/// from the host's token cache.
+fn recall(key: &str) -> Option<Remembered> {
+    let retry_key = token_cache::get(&payload::member_cache_key(key))?;
+    let recipients =
+        payload::decode_recipients(&token_cache::get(&payload::group_cache_key(&retry_key))?)?;
+    Some(Remembered {
+        retry_key,
+        recipients,
+    })
+}
+
+/// Remember a fresh multicast before sending it, so that a retry of any
+/// member (after a 5xx, a timeout, or the call dying) resends the same
+/// recipients under the same retry key.
+fn remember(request: &Planned, batch: &[OutboundMessage]) {
+    token_cache::set(
+        &payload::group_cache_key(&request.retry_key),
+        &payload::encode_recipients(&request.recipients),
+        RETRY_KEY_TTL_SECONDS,
+    );
+    for &member in &request.members {
+        if let Some(message) = batch.get(member) {
+            token_cache::set(
+                &payload::member_cache_key(&message.idempotency_key),
+                &request.retry_key,
+                RETRY_KEY_TTL_SECONDS,
+            );
+        }
+    }
+}
+
+/// Forget a multicast once its outcome is final for the members in this
+/// batch. The group itself is forgotten only when every member was here
+/// (a first attempt); after a resend other members may still come back and
+/// must find it.
+fn forget(request: &Planned, batch: &[OutboundMessage]) {
+    for &member in &request.members {
+        if let Some(message) = batch.get(member) {
+            token_cache::invalidate(&payload::member_cache_key(&message.idempotency_key));
+        }
+    }
+    if !request.resend {
+        token_cache::invalidate(&payload::group_cache_key(&request.retry_key));
+    }
+}
+
+impl Adapter for Line {
+    fn describe() -> ChannelInfo {
+        channel_info()
+    }
+
+    fn send(batch: Vec<OutboundMessage>) -> Vec<Result<Receipt, SendError>> {
+        let started = Instant::now();
+        let budget = send_budget();
+        let mut results: Vec<Option<Result<Receipt, SendError>>> = vec![None; batch.len()];
+        let mut candidates = Vec::with_capacity(batch.len());
+        for (index, message) in batch.iter().enumerate() {
+            // Content is checked first: it is wrong whatever the configuration.
+            match payload::check_message(message) {
+                Ok(text) => candidates.push(Candidate {
+                    index,
+                    key: &message.idempotency_key,
+                    to: &message.to,
+                    text,
+                    attempt: message.attempt,
+                }),
+                Err(error) => results[index] = Some(Err(error)),
+            }
+        }
+        let api = Api::load();
+        let plan = match &api {
+            Ok(_) => payload::plan(&candidates, recall),
+            Err(error) => {
+                for candidate in &candidates {
+                    results[candidate.index] = Some(Err(error.clone()));
+                }
+                Vec::new()
+            }
+        };
+        let mut made = 0usize;
+        for request in plan {
+            let outcome = match &api {
+                Ok(_) if started.elapsed() >= budget => Err(SendError::Transient(Failure::new(
+                    "",
+                    format!(
+                        "not sent: this call's {} ms budget ran out after {made} requests; it is sent on the retry",
+                        budget.as_millis()
+                    ),
+                ))),
+                Ok(api) => {
+                    if request.endpoint == Endpoint::Multicast && !request.resend {
+                        remember(&request, &batch);
+                    }
+                    made += 1;
+                    let outcome = api.send(&request);
+                    if request.endpoint == Endpoint::Multicast && !errors::may_retry(&outcome) {
+                        forget(&request, &batch);
+                    }
+                    outcome
+                }
+                Err(error) => Err(error.clone()),
+            };
+            match &outcome {
+                Ok(receipt) if receipt.duplicate => log::info(&format!(
+                    "{} with retry key {} was already accepted (409): {} message(s) settled as sent",
+                    request.endpoint.name(),
+                    request.retry_key,
+                    request.members.len()
+                )),
+                Ok(_) => {}
+                Err(error) => {
+                    let failure = error.failure();
+                    log::warn(&format!(
+                        "{} to {} recipient(s) with retry key {} failed: {} code `{}`: {}",
+                        request.endpoint.name(),
+                        request.recipients.len(),
+                        request.retry_key,
+                        errors::class_name(error),
+                        failure.code,
+                        failure.message
+                    ));
+                }
+            }
+            for &member in &request.members {
+                if let Some(slot) = results.get_mut(member) {
+                    *slot = Some(outcome.clone());
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(SendError::Permanent(Failure::new(
+                        "",
+                        "internal error: the LINE adapter planned no request for this message",
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    fn handle_webhook(request: HttpRequest) -> WebhookResult {
+        if !request.method.eq_ignore_ascii_case("POST") {
+            let mut response = HttpResponse::text(405, "method not allowed");
+            response.headers.push(("allow".into(), "POST".into()));
+            return WebhookResult::reply(response);
+        }
+        let Some(channel_secret) = config::secret(SECRET_CHANNEL_SECRET).filter(|s| !s.is_empty())
+        else {
+            log::error("webhook refused: secret `channel_secret` is not configured");
+            return WebhookResult::reply(HttpResponse::unauthorized("invalid signature"));
+        };
+        let result = webhook::handle(&request, &channel_secret, now_ms());
+        if result.response.status != 200 {
+            log::warn(&format!(
+                "webhook refused with HTTP {}: {}",
+                result.response.status,
+                String::from_utf8_lossy(&result.response.body)
+            ));
+        }
+        result
+    }
+}
+
+switchboard_sdk::export_adapter!(Line);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_line() {
+        let info = channel_info();
+        assert_eq!(info.name, "line");
+        assert_eq!(info.display_name, "LINE Messaging API");
+        assert_eq!(info.address_kind, AddressKind::PlatformUserId);
+        assert!(matches!(info.free_form, FreeFormRule::Always));
+        assert!(info.template_purposes.is_empty());
+        assert!(info.quiet_hours.is_empty());
+        assert_eq!(info.limits.max_text_length, 5_000);
+        assert_eq!(info.limits.max_batch_size, 500);
+        assert_eq!(info.limits.messages_per_second, 2_000);
+        assert_eq!(info.egress_hosts, vec!["api.line.me"]);
+        assert_eq!(info.secrets, vec!["channel_access_token", "channel_secret"]);
+        assert_eq!(info.settings, vec!["base_url", "send_budget_ms"]);
+        assert!(info.deduplicates);
+    }
+
+    #[test]
+    fn manifest_matches_describe() {
+        let manifest = include_str!("../manifest.toml");
+        assert!(manifest.contains(r#"name = "line""#));
+        assert!(manifest.contains(r#"component = "switchboard_adapter_line.wasm""#));
+        assert!(manifest.contains(r#"hosts = ["api.line.me"]"#));
+        assert!(manifest.contains(r#"settings = ["base_url", "send_budget_ms"]"#));
+        assert!(manifest.contains(r#"secrets = ["channel_access_token", "channel_secret"]"#));
+    }
+}

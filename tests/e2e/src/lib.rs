@@ -48,6 +48,9 @@ pub fn adapter_packages() -> &'static Path {
     })
 }
 
+/// Writes a `[channels.*]` table for a running simulator.
+pub type SectionWriter<'a> = dyn Fn(&switchboard_simulator::SimulatorHandle) -> String + Sync + 'a;
+
 /// A simulator plus a host configured against it, in a temporary directory.
 pub struct Harness {
     /// The platform simulator.
@@ -84,10 +87,7 @@ impl Harness {
     async fn start_inner(
         simulator: switchboard_simulator::SimulatorConfig,
         extra_config: &str,
-        replace: Option<(
-            &str,
-            &(dyn Fn(&switchboard_simulator::SimulatorHandle) -> String + Sync),
-        )>,
+        replace: Option<(&str, &SectionWriter<'_>)>,
     ) -> Self {
         let simulator = switchboard_simulator::Simulator::start(
             "127.0.0.1:0".parse().expect("loopback address"),
@@ -100,13 +100,19 @@ impl Harness {
         let mut sections = platforms::config_sections(&simulator);
         if let Some((channel, section)) = replace {
             let header = format!("[channels.{channel}]");
-            let kept: Vec<&str> = sections
+            let kept: Vec<String> = sections
                 .split("\n[channels.")
-                .filter(|part| {
-                    !part.starts_with(&header) && !part.starts_with(&format!("{channel}]"))
+                .enumerate()
+                .map(|(i, part)| {
+                    if i == 0 {
+                        part.to_owned()
+                    } else {
+                        format!("[channels.{part}")
+                    }
                 })
+                .filter(|part| !part.trim_start().starts_with(&header))
                 .collect();
-            sections = format!("{}\n{}", kept.join("\n[channels."), section(&simulator));
+            sections = format!("{}\n{}", section(&simulator), kept.join("\n"));
         }
         // `extra_config` continues the WhatsApp table (e.g. a rate override)
         // before any table it opens itself.
@@ -139,8 +145,9 @@ impl Harness {
         path
     }
 
-    /// Serve the host's webhooks on a loopback port, point the simulator's
-    /// webhooks at it, and return its base URL.
+    /// Serve the host's webhooks on a loopback port, point every simulated
+    /// platform's webhooks at `/webhooks/{channel}` there, and return its
+    /// base URL.
     pub async fn serve(&self) -> String {
         let state = switchboard::server::AppState {
             runtime: std::sync::Arc::clone(&self.host.runtime),
@@ -156,9 +163,27 @@ impl Harness {
             let _ = axum::serve(listener, switchboard::server::router(state)).await;
         });
         let base = format!("http://{address}");
-        self.simulator
+        let url = |channel: &str| format!("{base}/webhooks/{channel}");
+        let simulator = &self.simulator;
+        simulator
             .whatsapp()
-            .set_webhook_url(Some(&format!("{base}/webhooks/whatsapp")))
+            .set_webhook_url(Some(&url("whatsapp")))
+            .expect("set webhook url");
+        simulator
+            .line()
+            .set_webhook_url(Some(&url("line")))
+            .expect("set webhook url");
+        simulator
+            .kakaotalk()
+            .set_webhook_url(Some(&url("kakaotalk")))
+            .expect("set webhook url");
+        simulator
+            .wechat()
+            .set_webhook_url(Some(&url("wechat")))
+            .expect("set webhook url");
+        simulator
+            .rcs()
+            .set_webhook_url(Some(&url("rcs")))
             .expect("set webhook url");
         base
     }

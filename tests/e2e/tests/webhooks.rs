@@ -187,13 +187,25 @@ async fn a_running_host_reloads_adapters_without_a_restart() {
     let harness = Harness::start(SimulatorConfig::default(), "").await;
     let base = harness.serve().await;
     let before = harness.host.runtime.get("whatsapp").unwrap();
-    let response = reqwest::Client::new().post(format!("{base}/api/adapters/reload")).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/adapters/reload"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     let loaded = body["loaded"].as_array().unwrap();
-    assert!(loaded.iter().any(|a| a["channel"] == "whatsapp" && a["digest"] == before.digest.as_str()), "{body}");
+    assert!(
+        loaded
+            .iter()
+            .any(|a| a["channel"] == "whatsapp" && a["digest"] == before.digest.as_str()),
+        "{body}"
+    );
     let after = harness.host.runtime.get("whatsapp").unwrap();
-    assert!(!std::sync::Arc::ptr_eq(&before, &after), "a fresh version was swapped in");
+    assert!(
+        !std::sync::Arc::ptr_eq(&before, &after),
+        "a fresh version was swapped in"
+    );
     // The old version still answers calls made through it.
     assert!(before.describe().await.is_ok());
 }

@@ -21,7 +21,10 @@ const CUSTOMER: &str = "4915112345678";
 async fn start(whatsapp: WhatsAppConfig) -> (SimulatorHandle, Client) {
     let sim = Simulator::start(
         "127.0.0.1:0".parse().expect("addr"),
-        SimulatorConfig { whatsapp },
+        SimulatorConfig {
+            whatsapp,
+            ..SimulatorConfig::default()
+        },
     )
     .await
     .expect("simulator starts");

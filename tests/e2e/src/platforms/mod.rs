@@ -15,6 +15,12 @@ use switchboard_simulator::SimulatorHandle;
 
 use crate::Harness;
 
+/// Drives one platform's outcome cases; see [`Platform::outcome_classes`].
+pub type OutcomeCases = for<'a> fn(&'a Harness) -> BoxFuture<'a, Vec<(&'static str, String)>>;
+
+/// Builds a handshake request and the body expected back; see [`Platform::handshake`].
+pub type Handshake = fn(&Harness, &str) -> (reqwest::RequestBuilder, String);
+
 /// How the contract suite drives one adapter.
 pub struct Platform {
     /// The channel name.
@@ -24,18 +30,24 @@ pub struct Platform {
     /// Drive the simulator and the adapter so that each outcome class the
     /// platform can produce appears; returns `(expected class, observed
     /// class)` pairs (see [`class_of`]). Runs on a harness of its own.
-    pub outcome_classes: for<'a> fn(&'a Harness) -> BoxFuture<'a, Vec<(&'static str, String)>>,
+    pub outcome_classes: OutcomeCases,
     /// A webhook request with a forged or missing signature, sent to the
     /// host at `base_url`; the suite expects a 4xx and no events recorded.
     pub forged_webhook: fn(&Harness, &str) -> reqwest::RequestBuilder,
     /// A verification handshake sent to the host at `base_url`, and the body
     /// the platform expects back; `None` where the platform has none.
-    pub handshake: Option<fn(&Harness, &str) -> (reqwest::RequestBuilder, String)>,
+    pub handshake: Option<Handshake>,
 }
 
 /// Every platform the suite runs.
 pub fn all() -> Vec<Platform> {
-    vec![whatsapp::platform()]
+    vec![
+        whatsapp::platform(),
+        line::platform(),
+        wechat::platform(),
+        rcs::platform(),
+        kakaotalk::platform(),
+    ]
 }
 
 /// `[channels.*]` tables for every platform the simulator serves.

@@ -1,0 +1,454 @@
+//! Google RCS Business Messaging end to end: the host, the real RBM adapter
+//! (Wasm, OAuth with a signed JWT assertion) and the simulated RBM over
+//! loopback HTTP, with signed webhooks coming back through the host's server.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use switchboard::store::SendRecord;
+use switchboard_e2e::Harness;
+use switchboard_simulator::{RcsConfig, SimulatorConfig};
+
+const CAMPAIGN: &str = r#"
+name = "rcs-winback"
+purpose = "marketing"
+route = ["rcs"]
+
+[message]
+text = "Hi {{name}}, we miss you: 20% off with BACK20"
+"#;
+
+/// Profiles r01–r07 exercise consent and addresses; b00–b24 make the
+/// campaign big enough for several adapter batches.
+fn audience() -> String {
+    let mut csv = String::from(
+        "\
+profile_id,name,country,phone,consent_rcs_marketing
+r01,Ana,DE,+4915112350001,yes
+r02,Ben,DE,+4915112350002,yes
+r03,Chen,DE,+4915112350003,yes
+r04,Divya,DE,+4915112350004,no
+r05,Elif,DE,+4915112350005,
+r06,Femi,DE,+49 123,yes
+r07,Gabriel,DE,01511 2350007,yes
+",
+    );
+    for i in 0..25 {
+        csv.push_str(&format!("b{i:02},Bulk,DE,+49151123510{i:02},yes\n"));
+    }
+    csv
+}
+
+/// A harness whose simulator posts RBM webhooks to the host's server.
+async fn served(simulator: SimulatorConfig) -> (Harness, String) {
+    let harness = Harness::start(simulator, "").await;
+    let base = harness.serve().await;
+    harness
+        .simulator
+        .rcs()
+        .set_webhook_url(Some(&format!("{base}/webhooks/rcs")))
+        .expect("webhook url");
+    (harness, base)
+}
+
+fn sends(harness: &Harness, campaign: &str) -> Vec<SendRecord> {
+    harness.host.store.sends(Some(campaign)).expect("sends")
+}
+
+/// Waits until `done` holds for the campaign's sends (or 15 s pass).
+async fn wait_for_sends(
+    harness: &Harness,
+    campaign: &str,
+    done: impl Fn(&[SendRecord]) -> bool,
+) -> Vec<SendRecord> {
+    for _ in 0..300 {
+        let current = sends(harness, campaign);
+        if done(&current) {
+            return current;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sends(harness, campaign)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_reaches_the_consenting_rcs_numbers_once_and_statuses_come_back() {
+    let (harness, _base) = served(SimulatorConfig::default()).await;
+    let rcs = harness.simulator.rcs();
+    // RBM performs the setup handshake against the host's webhook.
+    rcs.verify_webhook()
+        .await
+        .expect("handshake through the host");
+    rcs.set_rcs_capable("+4915112350003", false)
+        .expect("valid phone");
+    // Ben unsubscribes in Google Messages before the campaign.
+    rcs.post_subscription("+4915112350002", false)
+        .await
+        .expect("unsubscribe webhook accepted");
+
+    let audience = harness.write("audience.csv", &audience());
+    let campaign = harness.write("campaign.toml", CAMPAIGN);
+    let report = harness
+        .send(&campaign, &audience)
+        .await
+        .expect("campaign runs");
+
+    let mut expected: BTreeSet<String> = ["+4915112350001", "+4915112350007"]
+        .map(String::from)
+        .into();
+    expected.extend((0..25).map(|i| format!("+49151123510{i:02}")));
+    let delivered: BTreeSet<String> = rcs.messages().into_iter().map(|m| m.phone).collect();
+    assert_eq!(delivered, expected, "{}", report.summary());
+    assert_eq!(rcs.messages().len(), 27, "each recipient once");
+    assert!(
+        rcs.messages()
+            .iter()
+            .all(|m| m.traffic_type.as_deref() == Some("PROMOTION")
+                && m.text.starts_with("Hi ")
+                && m.text.ends_with("20% off with BACK20")),
+        "{:?}",
+        rcs.messages()
+    );
+    assert_eq!(report.count("sent"), 27, "{}", report.summary());
+    let counts = report.counts();
+    assert_eq!(
+        counts[&("skipped".into(), "no_consent".into())],
+        2,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts[&("skipped".into(), "opted_out".into())],
+        1,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts[&("skipped".into(), "invalid_address".into())],
+        1,
+        "{counts:?}"
+    );
+
+    // The non-RCS number is reported unreachable, with RBM's words.
+    let chen = report
+        .lines
+        .iter()
+        .find(|l| l.profile_id.as_deref() == Some("r03"))
+        .expect("r03");
+    assert_eq!(
+        (chen.outcome, chen.class.as_deref()),
+        ("failed", Some("unreachable")),
+        "{chen:?}"
+    );
+    assert!(
+        chen.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("NOT_FOUND"),
+        "{chen:?}"
+    );
+
+    // 28 sends (27 accepted, one 404) in several batches shared one token.
+    let stats = rcs.stats();
+    assert_eq!(stats.token_requests, 1, "{stats:?}");
+    assert_eq!(stats.tokens_issued, 1, "{stats:?}");
+    assert_eq!(stats.rejected.get(&404), Some(&1), "{stats:?}");
+
+    // DELIVERED then READ come back through the host's webhook server.
+    let settled = wait_for_sends(&harness, "rcs-winback", |sends| {
+        sends
+            .iter()
+            .filter(|s| s.state == "sent")
+            .all(|s| s.delivery_state.as_deref() == Some("read"))
+    })
+    .await;
+    let read = settled
+        .iter()
+        .filter(|s| s.delivery_state.as_deref() == Some("read"))
+        .count();
+    assert_eq!(read, 27, "{settled:?}");
+    // The receipt id is RBM's messageId, a UUID derived from the key.
+    let first = settled
+        .iter()
+        .find(|s| s.profile_id == "r01")
+        .expect("r01 send");
+    let message_id = first.platform_message_id.as_deref().expect("message id");
+    assert_eq!(message_id.len(), 36);
+    assert_eq!(
+        message_id.replace('-', "")[..12],
+        first.idempotency_key[..12],
+        "the messageId carries the host's key"
+    );
+
+    // A re-run sends nothing new, and needs no token.
+    let rerun = harness.send(&campaign, &audience).await.expect("re-run");
+    assert_eq!(rerun.count("sent"), 0, "{}", rerun.summary());
+    assert_eq!(rerun.count("already_sent"), 27, "{}", rerun.summary());
+    assert_eq!(rcs.messages().len(), 27);
+    assert_eq!(rcs.stats().token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_left_in_flight_is_resent_with_the_same_message_id_and_deduplicated() {
+    let (harness, _base) = served(SimulatorConfig::default()).await;
+    let audience = harness.write(
+        "audience.csv",
+        "profile_id,name,phone,consent_rcs_marketing\nd1,Ana,+4915112352001,yes\n",
+    );
+    let campaign = harness.write("campaign.toml", CAMPAIGN);
+    let report = harness
+        .send(&campaign, &audience)
+        .await
+        .expect("campaign runs");
+    assert_eq!(report.count("sent"), 1, "{}", report.summary());
+
+    // As if the host had stopped after RBM accepted the message but before
+    // it recorded that: the send is left in flight.
+    let key = sends(&harness, "rcs-winback")[0].idempotency_key.clone();
+    harness
+        .host
+        .store
+        .mark_in_flight(&[key.as_str()], 0)
+        .expect("mark in flight");
+    let rerun = harness.send(&campaign, &audience).await.expect("re-run");
+    // RBM is deduplicating: the retry is safe and reports the earlier send.
+    assert_eq!(rerun.count("already_sent"), 1, "{}", rerun.summary());
+    let rcs = harness.simulator.rcs();
+    assert_eq!(rcs.messages().len(), 1, "nothing new was delivered");
+    assert_eq!(rcs.stats().duplicates, 1);
+    assert_eq!(sends(&harness, "rcs-winback")[0].state, "sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_not_delivered_before_its_ttl_is_revoked_and_marked_failed() {
+    let (harness, _base) = served(SimulatorConfig::default()).await;
+    let rcs = harness.simulator.rcs();
+    rcs.set_online("+4915112353002", false).expect("phone");
+    let audience = harness.write(
+        "audience.csv",
+        "profile_id,name,phone,consent_rcs_utility\nt1,Ana,+4915112353001,yes\nt2,Ben,+4915112353002,yes\n",
+    );
+    let campaign = harness.write(
+        "campaign.toml",
+        "name = \"rcs-otp\"\npurpose = \"utility\"\nroute = [\"rcs\"]\nttl_seconds = 60\n[message]\ntext = \"Your parcel arrives today, {{name}}\"\n",
+    );
+    let report = harness
+        .send(&campaign, &audience)
+        .await
+        .expect("campaign runs");
+    assert_eq!(report.count("sent"), 2, "{}", report.summary());
+    let waiting = rcs.messages_to("+4915112353002");
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].traffic_type.as_deref(), Some("TRANSACTION"));
+    assert_eq!(
+        waiting[0].expire_at_ms,
+        Some(waiting[0].received_at_ms + 60_000),
+        "the campaign's TTL was passed on"
+    );
+
+    // The shared clock passes the TTL: RBM revokes the message and says so.
+    harness.simulator.advance_clock(61);
+    let settled = wait_for_sends(&harness, "rcs-otp", |sends| {
+        sends
+            .iter()
+            .any(|s| s.delivery_state.as_deref() == Some("failed"))
+            && sends
+                .iter()
+                .any(|s| s.delivery_state.as_deref() == Some("read"))
+    })
+    .await;
+    let revoked = settled
+        .iter()
+        .find(|s| s.profile_id == "t2")
+        .expect("t2 send");
+    assert_eq!(
+        revoked.delivery_state.as_deref(),
+        Some("failed"),
+        "{settled:?}"
+    );
+    assert!(
+        revoked
+            .error_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("TTL_EXPIRATION_REVOKED"),
+        "{revoked:?}"
+    );
+    let online = settled
+        .iter()
+        .find(|s| s.profile_id == "t1")
+        .expect("t1 send");
+    assert_eq!(
+        online.delivery_state.as_deref(),
+        Some("read"),
+        "{settled:?}"
+    );
+    assert_eq!(rcs.stats().revocations_posted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_is_refreshed_once_and_the_sends_go_through() {
+    let (harness, _base) = served(SimulatorConfig {
+        rcs: RcsConfig {
+            send_statuses: false,
+            ..RcsConfig::default()
+        },
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let rcs = harness.simulator.rcs();
+    let first = harness.write(
+        "first.csv",
+        "profile_id,name,phone,consent_rcs_marketing\na1,Ana,+4915112354001,yes\n",
+    );
+    let campaign = harness.write("campaign.toml", CAMPAIGN);
+    assert_eq!(
+        harness
+            .send(&campaign, &first)
+            .await
+            .expect("runs")
+            .count("sent"),
+        1
+    );
+    assert_eq!(rcs.stats().tokens_issued, 1);
+
+    // Google stops honouring the cached token (revoked, rotated key...).
+    rcs.revoke_tokens();
+    let second = harness.write(
+        "second.csv",
+        "profile_id,name,phone,consent_rcs_marketing\na2,Ben,+4915112354002,yes\na3,Chen,+4915112354003,yes\n",
+    );
+    let report = harness.send(&campaign, &second).await.expect("runs");
+    assert_eq!(report.count("sent"), 2, "{}", report.summary());
+    let stats = rcs.stats();
+    assert_eq!(stats.tokens_issued, 2, "{stats:?}");
+    assert!(stats.unauthenticated >= 1, "{stats:?}");
+    assert_eq!(rcs.messages().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_verified_and_read() {
+    let (harness, base) = served(SimulatorConfig::default()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{base}/webhooks/rcs");
+
+    // The handshake answers only RBM's client token.
+    let response = client
+        .post(&url)
+        .json(&serde_json::json!({"clientToken": "sim-rcs-client-token", "secret": "s3cr3t"}))
+        .send()
+        .await
+        .expect("handshake");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "s3cr3t");
+    let response = client
+        .post(&url)
+        .json(&serde_json::json!({"clientToken": "guess", "secret": "s3cr3t"}))
+        .send()
+        .await
+        .expect("handshake");
+    assert_eq!(response.status(), 403);
+
+    // A push signed with another token is refused and changes nothing.
+    let data = serde_json::json!({
+        "senderPhoneNumber": "+4915112355001",
+        "eventType": "UNSUBSCRIBE",
+        "eventId": "forged-1",
+        "agentId": "sim-agent"
+    });
+    let (body, signature) =
+        switchboard_simulator::rcs::signed_push("not-the-client-token", "sim-agent", &data);
+    let response = client
+        .post(&url)
+        .header("x-goog-signature", signature)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("forged push");
+    assert_eq!(response.status(), 401);
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("unsigned push");
+    assert_eq!(response.status(), 401);
+    assert!(
+        harness
+            .host
+            .store
+            .consent_history("rcs", "+4915112355001")
+            .expect("history")
+            .is_empty()
+    );
+
+    // The same event properly signed is recorded as an opt-out.
+    let (body, signature) =
+        switchboard_simulator::rcs::signed_push("sim-rcs-client-token", "sim-agent", &data);
+    let response = client
+        .post(&url)
+        .header("x-goog-signature", signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("signed push");
+    assert_eq!(response.status(), 200);
+    let history = harness
+        .host
+        .store
+        .consent_history("rcs", "+4915112355001")
+        .expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(!history[0].opted_in);
+    assert_eq!(history[0].purpose.as_deref(), Some("marketing"));
+
+    // An inbound text through the simulator is accepted by the host.
+    harness
+        .simulator
+        .rcs()
+        .deliver_inbound("+4915112355002", "When does the sale end?")
+        .await
+        .expect("inbound accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_capability_checks_a_non_rcs_number_is_never_sent_to() {
+    let harness = Harness::start_with_section(SimulatorConfig::default(), "rcs", |simulator| {
+        switchboard_e2e::platforms::rcs::section(
+            simulator,
+            simulator.rcs().client_email(),
+            simulator.rcs().test_only_private_key_pem(),
+            ", check_capability = \"true\", ttl_seconds = \"30\"",
+        )
+    })
+    .await;
+    let rcs = harness.simulator.rcs();
+    rcs.set_rcs_capable("+4915112356002", false)
+        .expect("valid phone");
+    let audience = harness.write(
+        "audience.csv",
+        "profile_id,name,phone,consent_rcs_marketing\nc1,Ana,+4915112356001,yes\nc2,Ben,+4915112356002,yes\n",
+    );
+    let campaign = harness.write("campaign.toml", CAMPAIGN);
+    let report = harness
+        .send(&campaign, &audience)
+        .await
+        .expect("campaign runs");
+    assert_eq!(report.count("sent"), 1, "{}", report.summary());
+    let ben = report
+        .lines
+        .iter()
+        .find(|l| l.profile_id.as_deref() == Some("c2"))
+        .expect("c2");
+    assert_eq!(ben.class.as_deref(), Some("unreachable"), "{ben:?}");
+
+    let stats = rcs.stats();
+    // One capability check answered 200, one 404, and only one send.
+    assert_eq!(stats.capability_checks, 1, "{stats:?}");
+    assert_eq!(stats.rejected.get(&404), Some(&1), "{stats:?}");
+    assert_eq!(stats.accepted, 1, "{stats:?}");
+    // The operator's default TTL applies to messages without one.
+    let sent = rcs.messages();
+    assert_eq!(sent[0].expire_at_ms, Some(sent[0].received_at_ms + 30_000));
+}
