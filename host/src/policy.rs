@@ -247,9 +247,12 @@ fn choose_content<'c>(
         SkipReason::NoContent("the campaign has no text and no template for this channel".into())
     };
     match &info.free_form {
+        // A template written for this very channel is more specific than
+        // the campaign's generic text (KakaoTalk: AlimTalk, not a Brand
+        // Message), so it wins where free-form would also be allowed.
         FreeFormRule::Always => match (text, template) {
-            (Some(text), _) => Ok(Choice::Text(text)),
-            (None, Some(template)) => Ok(Choice::Template(template)),
+            (_, Some(template)) => Ok(Choice::Template(template)),
+            (Some(text), None) => Ok(Choice::Text(text)),
             (None, None) => Err(no_content()),
         },
         FreeFormRule::WithinWindow(rule) => {
@@ -812,29 +815,29 @@ parameters = { customer = "{{name}}", code = "BACK20" }
     }
 
     #[test]
-    fn always_channel_prefers_text_then_template() {
+    fn always_channel_prefers_its_own_template_then_text() {
         let mut info = whatsapp_info();
         info.free_form = FreeFormRule::Always;
         let p = mina();
         assert_eq!(
-            sent_text(decide(
+            sent_template(decide(
                 &winback(),
                 "whatsapp",
                 &info,
                 &recipient(&p, None),
                 noon()
-            )),
-            "Hi Mina, 20% off with BACK20"
-        );
-        let mut c = winback();
-        c.message.text = None;
-        assert_eq!(
-            sent_template(decide(&c, "whatsapp", &info, &recipient(&p, None), noon()))
-                .1
-                .name,
+            ))
+            .1
+            .name,
             "winback_offer"
         );
+        let mut c = winback();
         c.templates.clear();
+        assert_eq!(
+            sent_text(decide(&c, "whatsapp", &info, &recipient(&p, None), noon())),
+            "Hi Mina, 20% off with BACK20"
+        );
+        c.message.text = None;
         assert_eq!(
             skipped(decide(&c, "whatsapp", &info, &recipient(&p, None), noon())).code(),
             "no_content"

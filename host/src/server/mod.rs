@@ -190,7 +190,9 @@ async fn reload(State(state): State<AppState>) -> Response {
     };
     let results = match state.runtime.load_dir(dir).await {
         Ok(results) => results,
-        Err(error) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response(),
+        Err(error) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response();
+        }
     };
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
@@ -204,6 +206,14 @@ async fn reload(State(state): State<AppState>) -> Response {
             Err(error) => errors.push(error.to_string()),
         }
     }
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::MULTI_STATUS };
-    (status, Json(serde_json::json!({"loaded": loaded, "errors": errors}))).into_response()
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    (
+        status,
+        Json(serde_json::json!({"loaded": loaded, "errors": errors})),
+    )
+        .into_response()
 }
