@@ -26,6 +26,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "Starting the platform simulator (WhatsApp Cloud API on loopback, a number upgraded to 250 msg/s)"
 "$bin/switchboard-simulator" --listen 127.0.0.1:0 --whatsapp-mps 250 --whatsapp-status-delay-ms 200 \
+  --host-config "$out/channels.toml" --whatsapp-verify-token demo-verify \
   >"$out/simulator.out" 2>"$out/simulator.log" &
 pids+=($!)
 sim=$(wait_for_line "$out/simulator.out" "listening on")
@@ -42,19 +43,21 @@ listen = "127.0.0.1:0"
 [sandbox]
 allow_loopback_http = true   # the simulator is plain http on loopback
 
-[channels.whatsapp]
-messages_per_second = 250    # the simulated number's throughput tier
-settings = { base_url = "$sim", phone_number_id = "100000000000001" }
-secrets = { access_token = "sim-whatsapp-token", app_secret = "sim-whatsapp-app-secret", verify_token = "demo-verify" }
+# The channels, with the simulator's credentials (written by the simulator).
 TOML
+cat "$out/channels.toml" >>"$out/switchboard.toml"
+echo "messages_per_second = 250    # the simulated WhatsApp number's throughput tier" >>"$out/switchboard.toml"
 
 step "Starting switchboard serve (webhooks, admin API, metrics)"
 "$bin/switchboard" --config "$out/switchboard.toml" serve >"$out/serve.out" 2>"$out/serve.log" &
 pids+=($!)
 host=$(wait_for_line "$out/serve.out" "listening on")
 echo "host at $host"
-curl -fsS -X PUT "$sim/_sim/whatsapp/webhook" -H 'content-type: application/json' \
-  -d "{\"url\":\"$host/webhooks/whatsapp\"}" >/dev/null
+for channel in whatsapp line kakaotalk wechat rcs; do
+  curl -fsS -X PUT "$sim/_sim/$channel/webhook" -H 'content-type: application/json' \
+    -d "{\"url\":\"$host/webhooks/$channel\"}" >/dev/null
+done
+"$bin/switchboard" --config "$out/switchboard.toml" adapters
 printf 'webhook handshake: '
 curl -fsS "$host/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=demo-verify&hub.challenge=1158201444"; echo
 
@@ -84,5 +87,23 @@ step "Running the same campaign again sends nothing new"
   --audience examples/winback/audience.csv --campaign examples/winback/campaign.toml \
   --results "$out/results-rerun.jsonl" | head -4
 
+step "A loyalty-balance update over all five platforms (route: kakaotalk, line, wechat, whatsapp, rcs)"
+while read -r phone; do
+  [ -n "$phone" ] || continue
+  curl -fsS -X POST "$sim/_sim/kakaotalk/recipients" -H 'content-type: application/json' \
+    -d "{\"recipient_no\":\"$phone\",\"result_code\":3019}" >/dev/null
+done <examples/loyalty/not_on_kakaotalk.txt
+echo "$(wc -l <examples/loyalty/not_on_kakaotalk.txt) Korean numbers are not on KakaoTalk (3019): they go on by RCS"
+"$bin/switchboard" --config "$out/switchboard.toml" send \
+  --audience examples/loyalty/audience.csv --campaign examples/loyalty/campaign.toml \
+  --results "$out/loyalty-results.jsonl"
+sleep 2
+"$bin/switchboard" --config "$out/switchboard.toml" status --campaign loyalty-demo
+printf 'accepted by the simulator: '
+for channel in whatsapp line kakaotalk wechat rcs; do
+  printf '%s=%s ' "$channel" "$(curl -fsS "$sim/_sim/$channel/messages" | jq 'length')"
+done
 echo
-echo "Per-recipient results: $out/results.jsonl    logs: $out/*.log"
+
+echo
+echo "Per-recipient results: $out/results.jsonl, $out/loyalty-results.jsonl    logs: $out/*.log"

@@ -104,7 +104,8 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Counts per outcome and reason, e.g. `("skipped", "no_consent") → 412`.
+    /// Counts per outcome and reason, e.g. `("skipped", "no_consent") → 412`;
+    /// sends count per channel and content, e.g. `("sent", "whatsapp template")`.
     pub fn counts(&self) -> BTreeMap<(String, String), u64> {
         let mut counts = BTreeMap::new();
         for line in &self.lines {
@@ -112,7 +113,10 @@ impl RunReport {
                 .reason
                 .clone()
                 .or_else(|| line.class.clone())
-                .or_else(|| line.content.map(str::to_owned))
+                .or_else(|| {
+                    let channel = line.channel.as_deref().unwrap_or_default();
+                    line.content.map(|content| format!("{channel} {content}"))
+                })
                 .unwrap_or_default();
             *counts.entry((line.outcome.to_owned(), detail)).or_default() += 1;
         }
@@ -362,7 +366,15 @@ fn decide_next(
         };
         match policy::decide(campaign, &channel, info, &view, jiff::Timestamp::now()) {
             Decision::Skip(reason) => {
-                if recipient.first_skip.is_none() {
+                // Report the first channel that knew the person; "no address"
+                // only when none did.
+                let replace = match &recipient.first_skip {
+                    None => true,
+                    Some((_, first)) => {
+                        first.code() == "no_address" && reason.code() != "no_address"
+                    }
+                };
+                if replace {
                     recipient.first_skip = Some((channel, reason));
                 }
             }

@@ -77,11 +77,12 @@ pub enum Command {
 /// Parse arguments, run, and turn errors into a message and exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A server logs what it does; a one-shot command prints a summary instead.
+    // A server logs what it does; a one-shot command prints a summary
+    // instead, and its results file has each failed send that adapters log.
     init_tracing(if matches!(cli.command, Command::Serve { .. }) {
         "warn,switchboard=info"
     } else {
-        "warn"
+        "warn,switchboard::runtime::state=error"
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

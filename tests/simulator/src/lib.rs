@@ -97,6 +97,7 @@
 pub mod clock;
 pub mod control;
 pub mod faults;
+pub mod host_config;
 pub mod rate_limit;
 pub mod recorder;
 pub mod webhook_sender;

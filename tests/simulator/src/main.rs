@@ -45,6 +45,15 @@ struct Cli {
     /// WhatsApp: do not post status webhooks for accepted messages.
     #[arg(long, env = "SIM_WHATSAPP_NO_STATUSES")]
     whatsapp_no_statuses: bool,
+
+    /// Write the `[channels.*]` tables that point a Switchboard host's
+    /// adapters at this simulator (with its credentials) to this file.
+    #[arg(long, env = "SIM_HOST_CONFIG")]
+    host_config: Option<std::path::PathBuf>,
+
+    /// The WhatsApp verify token written into `--host-config`.
+    #[arg(long, default_value = "verify-me")]
+    whatsapp_verify_token: String,
 }
 
 #[tokio::main]
@@ -74,6 +83,14 @@ async fn main() -> anyhow::Result<()> {
         ..SimulatorConfig::default()
     };
     let simulator = Simulator::start(cli.listen, config).await?;
+    if let Some(path) = &cli.host_config {
+        let sections = switchboard_simulator::host_config::all_sections(
+            &simulator,
+            &cli.whatsapp_verify_token,
+        );
+        std::fs::write(path, sections)
+            .with_context(|| format!("writing the host configuration to {}", path.display()))?;
+    }
 
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", simulator.base_url()).context("writing to stdout")?;

@@ -16,14 +16,7 @@ pub fn config_section(simulator: &SimulatorHandle) -> String {
 }
 
 fn section(simulator: &SimulatorHandle, secret_key: &str) -> String {
-    let kakao = simulator.kakaotalk();
-    format!(
-        "[channels.kakaotalk]\nsettings = {{ base_url = \"{}\", app_key = \"{}\", sender_key = \"{}\" }}\nsecrets = {{ secret_key = \"{secret_key}\", webhook_signature = \"{}\" }}\n",
-        simulator.base_url(),
-        kakao.app_key(),
-        kakao.sender_key(),
-        kakao.webhook_signature(),
-    )
+    switchboard_simulator::host_config::kakaotalk_section(simulator, secret_key)
 }
 
 /// Point the simulator's result webhooks at the host served at `base`

@@ -14,11 +14,7 @@ pub fn config_section(simulator: &SimulatorHandle) -> String {
 }
 
 fn section(simulator: &SimulatorHandle, access_token: &str) -> String {
-    format!(
-        "[channels.line]\nsettings = {{ base_url = \"{}\" }}\nsecrets = {{ channel_access_token = \"{access_token}\", channel_secret = \"{}\" }}\n",
-        simulator.base_url(),
-        simulator.line().channel_secret(),
-    )
+    switchboard_simulator::host_config::line_section(simulator, access_token)
 }
 
 /// A LINE user id made from `n`: `U` and 32 hex digits.

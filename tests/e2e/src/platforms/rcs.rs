@@ -8,22 +8,6 @@ use super::{Platform, class_of};
 use crate::Harness;
 
 /// `s` as a TOML basic string (quoted, with `\`, `"` and line breaks escaped).
-fn toml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            other => out.push(other),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// The `[channels.rcs]` table pointing the adapter at the simulator: its
 /// base URL for the RBM API and its `/token` for OAuth, the simulator's
@@ -48,16 +32,11 @@ pub fn section(
     private_key_pem: &str,
     extra_settings: &str,
 ) -> String {
-    let rcs = simulator.rcs();
-    let base = simulator.base_url();
-    format!(
-        "[channels.rcs]\nsettings = {{ base_url = {}, token_url = {}, agent_id = {}, client_email = {}{extra_settings} }}\nsecrets = {{ private_key_pem = {}, client_token = {} }}\n",
-        toml_string(&base),
-        toml_string(&format!("{base}/token")),
-        toml_string(rcs.agent_id()),
-        toml_string(client_email),
-        toml_string(private_key_pem),
-        toml_string(rcs.client_token()),
+    switchboard_simulator::host_config::rcs_section(
+        simulator,
+        client_email,
+        private_key_pem,
+        extra_settings,
     )
 }
 

@@ -25,17 +25,7 @@ pub fn config_section_with_rate(simulator: &SimulatorHandle, messages_per_second
 }
 
 fn section(simulator: &SimulatorHandle, app_secret: &str, rate: Option<u32>) -> String {
-    let wechat = simulator.wechat();
-    let rate = rate
-        .map(|r| format!("messages_per_second = {r}\n"))
-        .unwrap_or_default();
-    format!(
-        "[channels.wechat]\n{rate}settings = {{ base_url = \"{}\", app_id = \"{}\" }}\nsecrets = {{ app_secret = \"{app_secret}\", token = \"{}\", encoding_aes_key = \"{}\" }}\n",
-        simulator.base_url(),
-        wechat.app_id(),
-        wechat.token(),
-        wechat.encoding_aes_key(),
-    )
+    switchboard_simulator::host_config::wechat_section(simulator, app_secret, rate)
 }
 
 /// The OpenID the simulator gives `seed` (28 characters, `o…`).

@@ -18,13 +18,7 @@ pub fn config_section(simulator: &SimulatorHandle) -> String {
 }
 
 fn section(simulator: &SimulatorHandle, access_token: &str) -> String {
-    let whatsapp = simulator.whatsapp();
-    format!(
-        "[channels.whatsapp]\nsettings = {{ base_url = \"{}\", phone_number_id = \"{}\" }}\nsecrets = {{ access_token = \"{access_token}\", app_secret = \"{}\", verify_token = \"{VERIFY_TOKEN}\" }}\n",
-        simulator.base_url(),
-        whatsapp.phone_number_id(),
-        whatsapp.app_secret(),
-    )
+    switchboard_simulator::host_config::whatsapp_section(simulator, access_token, VERIFY_TOKEN)
 }
 
 /// A template message (the approved `winback_offer`, or `name`).

@@ -66,7 +66,7 @@ impl Template {
 
     /// The simulator's default templates: `winback_offer` (marketing, 1 body
     /// parameter), `order_update` (utility, 2) and `loyalty_points`
-    /// (marketing, 2), all in `en_US`.
+    /// (marketing, 2) and `points_balance` (utility, 2), all in `en_US`.
     pub fn defaults() -> Vec<Template> {
         vec![
             Template {
@@ -94,6 +94,14 @@ impl Template {
                 body_params: 2,
                 header_params: 0,
                 body_text: "Hi {{1}}, you have {{2}} loyalty points waiting for you.".into(),
+            },
+            Template {
+                name: "points_balance".into(),
+                language: "en_US".into(),
+                category: TemplateCategory::Utility,
+                body_params: 2,
+                header_params: 0,
+                body_text: "Hi {{1}}, your loyalty balance is {{2}} points.".into(),
             },
         ]
     }
