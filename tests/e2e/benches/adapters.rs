@@ -20,7 +20,10 @@ const BATCH: usize = 100;
 fn sample(channel: &str, n: usize) -> OutboundMessage {
     let mut message = match channel {
         "whatsapp" => whatsapp::template(&format!("+4915{:09}", 100_000_000 + n), "winback_offer"),
-        "line" => line::text(&line::user_id(n as u32 + 1), &format!("Hi, your code is {n}")),
+        "line" => line::text(
+            &line::user_id(n as u32 + 1),
+            &format!("Hi, your code is {n}"),
+        ),
         "kakaotalk" => kakaotalk::alimtalk(&format!("+8210{:08}", 10_000_000 + n), "ORDER_SHIPPED"),
         "wechat" => wechat::template(&wechat::openid(&n.to_string()), wechat_template()),
         _ => rcs::text(&format!("+1212555{:04}", n % 10_000), &n.to_string()),
@@ -49,7 +52,9 @@ async fn main() {
     harness.simulator.kakaotalk().set_requests_per_second(0);
     harness.simulator.kakaotalk().set_send_results(false);
 
-    println!("| adapter | component bytes | fresh instance + send 1: µs/message | batch of {BATCH}: µs/message | not accepted |");
+    println!(
+        "| adapter | component bytes | fresh instance + send 1: µs/message | batch of {BATCH}: µs/message | not accepted |"
+    );
     println!("|---|---|---|---|---|");
     let mut n = 0usize;
     for channel in ["whatsapp", "line", "kakaotalk", "wechat", "rcs"] {
@@ -92,7 +97,11 @@ async fn main() {
             "| {channel} | {size} | {:.0} | {:.0} | {} |",
             single.as_secs_f64() * 1e6,
             per_message.as_secs_f64() * 1e6,
-            if refused.is_empty() { "none".to_owned() } else { format!("{} ({})", refused.len(), refused[0]) },
+            if refused.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("{} ({})", refused.len(), refused[0])
+            },
         );
     }
 }

@@ -7,8 +7,6 @@ use switchboard_simulator::{FaultConfig, SimulatorHandle};
 use super::{Platform, class_of};
 use crate::Harness;
 
-/// `s` as a TOML basic string (quoted, with `\`, `"` and line breaks escaped).
-
 /// The `[channels.rcs]` table pointing the adapter at the simulator: its
 /// base URL for the RBM API and its `/token` for OAuth, the simulator's
 /// agent and service account, the TEST-ONLY private key and the webhook

@@ -154,6 +154,13 @@ mod tests {
             "Hi Jane, your order #1234 has shipped."
         );
         assert!(registry.get("order_update", "de_DE").is_none());
-        assert_eq!(registry.all().len(), 3);
+        assert_eq!(registry.all().len(), 4);
+        assert_eq!(
+            registry
+                .get("points_balance", "en_US")
+                .expect("default")
+                .render(&["Jane".into(), "120".into()]),
+            "Hi Jane, your loyalty balance is 120 points."
+        );
     }
 }
