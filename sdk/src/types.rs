@@ -142,6 +142,13 @@ impl HttpResponse {
         }
     }
 
+    /// `405 Method Not Allowed`, naming the methods the endpoint takes.
+    pub fn method_not_allowed(allow: &str) -> Self {
+        let mut response = Self::text(405, "method not allowed");
+        response.headers.push(("allow".into(), allow.into()));
+        response
+    }
+
     /// `401 Unauthorized`, for a request whose signature does not verify.
     pub fn unauthorized(reason: &str) -> Self {
         Self::text(401, reason)

@@ -1,5 +1,44 @@
 //! Helpers for reading webhook requests.
 
+use crate::types::{HttpResponse, WebhookResult};
+
+/// Milliseconds since the Unix epoch, now (for events that carry no time).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// The secret a webhook is verified with, or the 401 reply to send when the
+/// operator has not configured it (logged, so the operator finds out).
+pub fn require_secret(key: &str) -> Result<String, WebhookResult> {
+    match crate::config::secret(key).filter(|value| !value.is_empty()) {
+        Some(value) => Ok(value),
+        None => {
+            crate::log::error(&format!(
+                "webhook refused: secret `{key}` is not configured"
+            ));
+            Err(WebhookResult::reply(HttpResponse::unauthorized(
+                "invalid signature",
+            )))
+        }
+    }
+}
+
+/// Log a webhook the adapter refused (any status but 200), then return it.
+pub fn log_refusal(result: WebhookResult) -> WebhookResult {
+    if result.response.status != 200 {
+        crate::log::warn(&format!(
+            "webhook refused with HTTP {}: {}",
+            result.response.status,
+            String::from_utf8_lossy(&result.response.body)
+        ));
+    }
+    result
+}
+
 /// Decoded `key=value` pairs of a URL query string (`+` and `%XX` decoded).
 pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query

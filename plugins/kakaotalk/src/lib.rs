@@ -20,9 +20,8 @@ pub mod errors;
 pub mod payload;
 pub mod webhook;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use switchboard_sdk::prelude::*;
+use switchboard_sdk::webhook::now_ms;
 
 use crate::errors::Reply;
 use crate::payload::{Options, PlannedRequest};
@@ -174,14 +173,6 @@ fn setting_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
 impl Adapter for KakaoTalk {
     fn describe() -> ChannelInfo {
         channel_info()
@@ -239,24 +230,14 @@ impl Adapter for KakaoTalk {
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
         if !request.method.eq_ignore_ascii_case("POST") {
-            let mut response = HttpResponse::text(405, "method not allowed");
-            response.headers.push(("allow".into(), "POST".into()));
-            return WebhookResult::reply(response);
+            return WebhookResult::reply(HttpResponse::method_not_allowed("POST"));
         }
-        let Some(expected) = config::secret(SECRET_WEBHOOK_SIGNATURE).filter(|s| !s.is_empty())
-        else {
-            log::error("webhook refused: secret `webhook_signature` is not configured");
-            return WebhookResult::reply(HttpResponse::unauthorized("invalid signature"));
+        let expected = match switchboard_sdk::webhook::require_secret(SECRET_WEBHOOK_SIGNATURE) {
+            Ok(secret) => secret,
+            Err(reply) => return reply,
         };
         let result = webhook::handle(&request, &expected, now_ms());
-        if result.response.status != 200 {
-            log::warn(&format!(
-                "webhook refused with HTTP {}: {}",
-                result.response.status,
-                String::from_utf8_lossy(&result.response.body)
-            ));
-        }
-        result
+        switchboard_sdk::webhook::log_refusal(result)
     }
 }
 

@@ -16,9 +16,10 @@ pub mod errors;
 pub mod payload;
 pub mod webhook;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use switchboard_sdk::prelude::*;
+use switchboard_sdk::webhook::now_ms;
 
 use crate::payload::{Candidate, Endpoint, Planned, Remembered};
 
@@ -125,14 +126,6 @@ fn send_budget() -> Duration {
         .filter(|ms| *ms > 0)
         .unwrap_or(DEFAULT_SEND_BUDGET_MS);
     Duration::from_millis(ms)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// The multicast an earlier attempt of the message with `key` was part of,
@@ -280,24 +273,14 @@ impl Adapter for Line {
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
         if !request.method.eq_ignore_ascii_case("POST") {
-            let mut response = HttpResponse::text(405, "method not allowed");
-            response.headers.push(("allow".into(), "POST".into()));
-            return WebhookResult::reply(response);
+            return WebhookResult::reply(HttpResponse::method_not_allowed("POST"));
         }
-        let Some(channel_secret) = config::secret(SECRET_CHANNEL_SECRET).filter(|s| !s.is_empty())
-        else {
-            log::error("webhook refused: secret `channel_secret` is not configured");
-            return WebhookResult::reply(HttpResponse::unauthorized("invalid signature"));
+        let channel_secret = match switchboard_sdk::webhook::require_secret(SECRET_CHANNEL_SECRET) {
+            Ok(secret) => secret,
+            Err(reply) => return reply,
         };
         let result = webhook::handle(&request, &channel_secret, now_ms());
-        if result.response.status != 200 {
-            log::warn(&format!(
-                "webhook refused with HTTP {}: {}",
-                result.response.status,
-                String::from_utf8_lossy(&result.response.body)
-            ));
-        }
-        result
+        switchboard_sdk::webhook::log_refusal(result)
     }
 }
 

@@ -18,9 +18,8 @@ pub mod jwt;
 pub mod payload;
 pub mod webhook;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use switchboard_sdk::prelude::*;
+use switchboard_sdk::webhook::now_ms;
 
 use crate::payload::AgentMessage;
 
@@ -287,17 +286,7 @@ fn fetch_token(settings: &Settings) -> Result<(String, u32), SendError> {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
+    now_ms() / 1000
 }
 
 impl Adapter for Rcs {
@@ -335,9 +324,7 @@ impl Adapter for Rcs {
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
         if !request.method.eq_ignore_ascii_case("POST") {
-            let mut response = HttpResponse::text(405, "method not allowed");
-            response.headers.push(("allow".into(), "POST".into()));
-            return WebhookResult::reply(response);
+            return WebhookResult::reply(HttpResponse::method_not_allowed("POST"));
         }
         let client_token = config::secret(SECRET_CLIENT_TOKEN).filter(|token| !token.is_empty());
         if client_token.is_none() {
@@ -350,14 +337,7 @@ impl Adapter for Rcs {
             agent_id.as_deref(),
             now_ms(),
         );
-        if result.response.status != 200 {
-            log::warn(&format!(
-                "webhook refused with HTTP {}: {}",
-                result.response.status,
-                String::from_utf8_lossy(&result.response.body)
-            ));
-        }
-        result
+        switchboard_sdk::webhook::log_refusal(result)
     }
 }
 

@@ -23,10 +23,9 @@ pub mod xml;
 #[cfg(test)]
 mod fixtures;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use switchboard_sdk::prelude::*;
 use switchboard_sdk::token_cache;
+use switchboard_sdk::webhook::now_ms;
 
 use crate::errors::Rejection;
 use crate::payload::{MessageRequest, StableTokenRequest, paths};
@@ -174,14 +173,6 @@ fn setting_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
 fn send_batch(batch: &[OutboundMessage]) -> Vec<Result<Receipt, SendError>> {
     let account = Account::load();
     let mut tokens = account.as_ref().ok().map(|account| {
@@ -265,11 +256,7 @@ impl Adapter for WeChat {
                     }
                 }
             }
-            _ => {
-                let mut response = HttpResponse::text(405, "method not allowed");
-                response.headers.push(("allow".into(), "GET, POST".into()));
-                WebhookResult::reply(response)
-            }
+            _ => WebhookResult::reply(HttpResponse::method_not_allowed("GET, POST")),
         }
     }
 }

@@ -15,9 +15,8 @@ pub mod errors;
 pub mod payload;
 pub mod webhook;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use switchboard_sdk::prelude::*;
+use switchboard_sdk::webhook::now_ms;
 
 use crate::payload::MessageRequest;
 
@@ -123,14 +122,6 @@ fn setting_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
 impl Adapter for WhatsApp {
     fn describe() -> ChannelInfo {
         channel_info()
@@ -178,26 +169,14 @@ impl Adapter for WhatsApp {
                 WebhookResult::reply(response)
             }
             "POST" => {
-                let Some(app_secret) = config::secret(SECRET_APP_SECRET).filter(|s| !s.is_empty())
-                else {
-                    log::error("webhook refused: secret `app_secret` is not configured");
-                    return WebhookResult::reply(HttpResponse::unauthorized("invalid signature"));
+                let app_secret = match switchboard_sdk::webhook::require_secret(SECRET_APP_SECRET) {
+                    Ok(secret) => secret,
+                    Err(reply) => return reply,
                 };
                 let result = webhook::handle_notification(&request, &app_secret, now_ms());
-                if result.response.status != 200 {
-                    log::warn(&format!(
-                        "webhook refused with HTTP {}: {}",
-                        result.response.status,
-                        String::from_utf8_lossy(&result.response.body)
-                    ));
-                }
-                result
+                switchboard_sdk::webhook::log_refusal(result)
             }
-            _ => {
-                let mut response = HttpResponse::text(405, "method not allowed");
-                response.headers.push(("allow".into(), "GET, POST".into()));
-                WebhookResult::reply(response)
-            }
+            _ => WebhookResult::reply(HttpResponse::method_not_allowed("GET, POST")),
         }
     }
 }
