@@ -553,8 +553,10 @@ fn settle_line(
         }
         Delivery::Deferred { until_ms, message } => {
             line.outcome = "deferred";
-            line.reason = Some("quota".into());
-            line.message = Some(format!("{message}; until {until_ms} ms"));
+            line.reason = Some("platform_deferred".into());
+            let until = jiff::Timestamp::from_millisecond(until_ms)
+                .map_or_else(|_| format!("{until_ms} ms"), |t| t.to_string());
+            line.message = Some(format!("{message}; until {until}"));
         }
         Delivery::Uncertain { message } => {
             line.outcome = "uncertain";

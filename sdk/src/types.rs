@@ -71,6 +71,23 @@ impl SendError {
             | SendError::AuthFailed(f)
             | SendError::InvalidContent(f)
             | SendError::Uncertain(f) => f,
+            SendError::Deferred(deferral) => &deferral.failure,
+        }
+    }
+
+    /// The failure inside any class of error, to amend it.
+    pub fn failure_mut(&mut self) -> &mut Failure {
+        match self {
+            SendError::RateLimited(limited) => &mut limited.failure,
+            SendError::Transient(f)
+            | SendError::Permanent(f)
+            | SendError::WindowClosed(f)
+            | SendError::RecipientUnreachable(f)
+            | SendError::OptedOut(f)
+            | SendError::AuthFailed(f)
+            | SendError::InvalidContent(f)
+            | SendError::Uncertain(f) => f,
+            SendError::Deferred(deferral) => &mut deferral.failure,
         }
     }
 

@@ -65,7 +65,7 @@ pub enum Delivery {
         /// What the platform said.
         message: String,
     },
-    /// Put off until later (quota exhausted).
+    /// Put off until later (quota exhausted, or the platform said "not now").
     Deferred {
         /// When it may be tried again.
         until_ms: i64,
@@ -353,6 +353,11 @@ impl Dispatcher {
             SendError::Uncertain(f) => Some(Delivery::Uncertain {
                 message: describe(&f),
             }),
+            // Only this message waits; the channel keeps its pace.
+            SendError::Deferred(deferral) => Some(Delivery::Deferred {
+                until_ms: i64::try_from(deferral.until_ms).unwrap_or(i64::MAX),
+                message: describe(&deferral.failure),
+            }),
         }
     }
 
@@ -403,7 +408,7 @@ impl Dispatcher {
             Delivery::Deferred { until_ms, message } => self.store.mark_failed(
                 key,
                 SendState::Deferred,
-                "quota",
+                "deferred",
                 message,
                 Some(*until_ms),
                 now,

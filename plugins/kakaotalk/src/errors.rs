@@ -10,7 +10,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use switchboard_sdk::types::{Failure, RateLimitScope, Receipt, SendError};
+use switchboard_sdk::types::{Deferral, Failure, RateLimitScope, Receipt, SendError};
 
 /// Minutes after midnight (KST) when NHN's advertising window opens (08:00).
 pub const AD_WINDOW_OPENS_MINUTE: u32 = 8 * 60;
@@ -84,7 +84,7 @@ pub enum Class {
     /// 10 minutes; nothing new was sent.
     Duplicate,
     /// 3022: Brand Messages may only be sent 08:00–20:50 KST. Deferred
-    /// (`rate-limited`/quota) until 08:00 KST, never failed.
+    /// until 08:00 KST (only this message waits), never failed.
     AdNightBan,
     /// A send quota is used up: stop the channel until it resets.
     Quota,
@@ -255,11 +255,10 @@ impl Class {
         now_ms: u64,
     ) -> SendError {
         match self {
-            Class::AdNightBan => SendError::rate_limited(
-                RateLimitScope::Quota,
-                Some(ms_until_ad_window(now_ms)),
+            Class::AdNightBan => SendError::Deferred(Deferral {
+                until_ms: now_ms.saturating_add(u64::from(ms_until_ad_window(now_ms))),
                 failure,
-            ),
+            }),
             Class::Quota => SendError::rate_limited(RateLimitScope::Quota, retry_after_ms, failure),
             Class::RateLimitedSender => {
                 SendError::rate_limited(RateLimitScope::Sender, retry_after_ms, failure)
@@ -293,6 +292,7 @@ pub fn class_name(error: &SendError) -> &'static str {
         SendError::AuthFailed(_) => "auth-failed",
         SendError::InvalidContent(_) => "invalid-content",
         SendError::Uncertain(_) => "uncertain",
+        SendError::Deferred(_) => "deferred",
     }
 }
 
@@ -834,13 +834,12 @@ mod tests {
             NINE_PM_KST_MS,
         );
         match &recipients(reply)[0] {
-            Err(SendError::RateLimited(limited)) => {
-                assert_eq!(limited.scope, RateLimitScope::Quota);
+            Err(SendError::Deferred(deferral)) => {
                 // 21:00 → 08:00 is 11 hours.
-                assert_eq!(limited.retry_after_ms, Some(11 * 3_600_000));
-                assert_eq!(limited.failure.code, "3022");
+                assert_eq!(deferral.until_ms, NINE_PM_KST_MS + 11 * 3_600_000);
+                assert_eq!(deferral.failure.code, "3022");
                 assert_eq!(
-                    limited.failure.message,
+                    deferral.failure.message,
                     "Brand Messages may only be sent 08:00–20:50 KST [request 20261110120000abcdefghijk]"
                 );
             }

@@ -157,17 +157,7 @@ where
 
 /// `error` with its failure's message replaced.
 fn with_message(mut error: SendError, message: String) -> SendError {
-    match &mut error {
-        SendError::RateLimited(limited) => limited.failure.message = message,
-        SendError::Transient(f)
-        | SendError::Permanent(f)
-        | SendError::WindowClosed(f)
-        | SendError::RecipientUnreachable(f)
-        | SendError::OptedOut(f)
-        | SendError::AuthFailed(f)
-        | SendError::InvalidContent(f)
-        | SendError::Uncertain(f) => f.message = message,
-    }
+    error.failure_mut().message = message;
     error
 }
 

@@ -184,6 +184,7 @@ pub fn class_name(error: &SendError) -> &'static str {
         SendError::AuthFailed(_) => "auth-failed",
         SendError::InvalidContent(_) => "invalid-content",
         SendError::Uncertain(_) => "uncertain",
+        SendError::Deferred(_) => "deferred",
     }
 }
 

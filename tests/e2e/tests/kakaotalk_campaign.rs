@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use switchboard::runtime::bindings::types::{RateLimitScope, SendError};
+use switchboard::runtime::bindings::types::SendError;
 use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::kakaotalk::{
     alimtalk, brand_message, serve_webhooks, set_korean_time,
@@ -229,11 +229,12 @@ async fn the_platforms_night_ban_defers_brand_messages_until_morning_and_alimtal
         .await
         .unwrap();
     match &results[0] {
-        Err(SendError::RateLimited(limited)) => {
-            assert_eq!(limited.scope, RateLimitScope::Quota);
-            assert_eq!(limited.failure.code, "3022");
+        Err(SendError::Deferred(deferral)) => {
+            assert_eq!(deferral.failure.code, "3022");
             // Until 08:00 in Seoul by the adapter's (real) clock.
-            let wait = u64::from(limited.retry_after_ms.unwrap());
+            let wait = deferral
+                .until_ms
+                .saturating_sub(jiff::Timestamp::now().as_millisecond() as u64);
             let seoul = jiff::tz::TimeZone::get("Asia/Seoul").unwrap();
             let now = jiff::Timestamp::now().to_zoned(seoul);
             let eight = now

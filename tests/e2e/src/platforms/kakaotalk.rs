@@ -173,7 +173,7 @@ async fn outcome_classes(harness: &Harness) -> Vec<(&'static str, String)> {
     // The night ban (3022) defers until the morning.
     set_korean_time(&harness.simulator, 23, 0);
     seen.push((
-        "rate-limited",
+        "deferred",
         send(brand_message("+821012349011", "오늘 밤 특가")).await,
     ));
     harness.simulator.clock().set_offset(0);

@@ -65,7 +65,7 @@ pub fn config_sections(simulator: &SimulatorHandle) -> String {
 /// The contract's name for a send result's class: `receipt`, `duplicate`,
 /// `rate-limited`, `transient`, `permanent`, `window-closed`,
 /// `recipient-unreachable`, `opted-out`, `auth-failed`, `invalid-content`,
-/// `uncertain`.
+/// `uncertain`, `deferred`.
 pub fn class_of(result: &Result<Receipt, SendError>) -> String {
     match result {
         Ok(receipt) if receipt.duplicate => "duplicate",
@@ -79,6 +79,7 @@ pub fn class_of(result: &Result<Receipt, SendError>) -> String {
         Err(SendError::AuthFailed(_)) => "auth-failed",
         Err(SendError::InvalidContent(_)) => "invalid-content",
         Err(SendError::Uncertain(_)) => "uncertain",
+        Err(SendError::Deferred(_)) => "deferred",
     }
     .to_owned()
 }
