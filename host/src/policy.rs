@@ -214,6 +214,15 @@ pub fn decide(
         }
     };
     match content {
+        // The channel's declared limit, checked after rendering: a
+        // personalised text can outgrow it for one recipient only.
+        Ok(Content::Text(text)) if text.chars().count() > info.limits.max_text_length as usize => {
+            Decision::Skip(SkipReason::InvalidContent(format!(
+                "the text is {} characters after filling in the placeholders; `{channel}` takes at most {}",
+                text.chars().count(),
+                info.limits.max_text_length
+            )))
+        }
         Ok(content) => Decision::Send {
             to,
             content,
@@ -842,6 +851,21 @@ parameters = { customer = "{{name}}", code = "BACK20" }
             skipped(decide(&c, "whatsapp", &info, &recipient(&p, None), noon())).code(),
             "no_content"
         );
+    }
+
+    #[test]
+    fn text_longer_than_the_channel_takes_is_skipped_with_the_numbers() {
+        let mut info = whatsapp_info();
+        info.free_form = FreeFormRule::Always;
+        info.limits.max_text_length = 10;
+        let p = mina();
+        let mut c = winback();
+        c.templates.clear();
+        let reason = skipped(decide(&c, "whatsapp", &info, &recipient(&p, None), noon()));
+        assert_eq!(reason.code(), "invalid_content");
+        assert!(reason.to_string().contains("at most 10"), "{reason}");
+        info.limits.max_text_length = 4_096;
+        sent_text(decide(&c, "whatsapp", &info, &recipient(&p, None), noon()));
     }
 
     #[test]
