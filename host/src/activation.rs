@@ -230,9 +230,9 @@ pub async fn run_campaign(
         .collect();
     let mut dispatched = 0usize;
     while !pending.is_empty() {
-        let mut jobs: Vec<(Job, usize)> = Vec::new();
+        let mut jobs: Vec<Job> = Vec::new();
         let mut retry: Vec<Pending<'_>> = Vec::new();
-        for (index, mut recipient) in pending.into_iter().enumerate() {
+        for mut recipient in pending {
             match decide_next(host, &campaign, &infos, &mut recipient, options.dry_run)? {
                 Next::Done(line) => {
                     record(host, &campaign, &line, options.dry_run);
@@ -240,7 +240,7 @@ pub async fn run_campaign(
                     lines.push(line);
                 }
                 Next::Dispatch(job) => {
-                    jobs.push((job, index));
+                    jobs.push(job);
                     retry.push(recipient);
                 }
             }
@@ -252,14 +252,9 @@ pub async fn run_campaign(
         let by_key: BTreeMap<String, usize> = jobs
             .iter()
             .enumerate()
-            .map(|(slot, (job, _))| (job.message.idempotency_key.clone(), slot))
+            .map(|(slot, job)| (job.message.idempotency_key.clone(), slot))
             .collect();
-        let results = dispatcher
-            .deliver(
-                jobs.into_iter().map(|(job, _)| job).collect(),
-                Arc::new(|_, _| {}),
-            )
-            .await;
+        let results = dispatcher.deliver(jobs, Arc::new(|_, _| {})).await;
         let mut next_round = Vec::new();
         let mut outcomes: Vec<Option<(Job, Delivery)>> = vec![None; retry.len()];
         for (job, delivery) in results {

@@ -97,31 +97,21 @@ impl Harness {
         .expect("simulator starts");
         let dir = tempfile::tempdir().expect("temporary directory");
         let root = workspace_root();
+        // Every platform's table, WhatsApp's last: `extra_config` continues
+        // it (e.g. a rate override) before any table it opens itself.
         let mut sections = platforms::config_sections(&simulator);
         if let Some((channel, section)) = replace {
             let header = format!("[channels.{channel}]");
-            let kept: Vec<String> = sections
-                .split("\n[channels.")
-                .enumerate()
-                .map(|(i, part)| {
-                    if i == 0 {
-                        part.to_owned()
-                    } else {
-                        format!("[channels.{part}")
-                    }
-                })
-                .filter(|part| !part.trim_start().starts_with(&header))
+            // Tables are separated by a blank line (strings inside them are
+            // escaped, so none holds one).
+            let kept: Vec<&str> = sections
+                .split("\n\n")
+                .filter(|table| !table.trim_start().starts_with(&header))
                 .collect();
-            sections = format!("{}\n{}", section(&simulator), kept.join("\n"));
+            sections = format!("{}\n{}", section(&simulator), kept.join("\n\n"));
         }
-        // `extra_config` continues the WhatsApp table (e.g. a rate override)
-        // before any table it opens itself.
-        let (whatsapp, others) = match sections.split_once("\n[channels.") {
-            Some((first, rest)) => (first.to_owned(), format!("[channels.{rest}")),
-            None => (sections.clone(), String::new()),
-        };
         let config = format!(
-            "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n[sandbox]\nallow_loopback_http = true\n\n{others}\n{whatsapp}\n{extra_config}\n",
+            "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n[sandbox]\nallow_loopback_http = true\n\n{sections}\n{extra_config}\n",
             packages = adapter_packages().display(),
             cache = root.join("target/wasm/cwasm-cache").display(),
         );

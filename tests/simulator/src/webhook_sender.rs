@@ -22,6 +22,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
+/// Whether `url` can receive webhooks: an absolute http or https URL with a host.
+pub fn is_webhook_url(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .is_ok_and(|parsed| matches!(parsed.scheme(), "http" | "https") && parsed.has_host())
+}
+
 /// Why a webhook could not be posted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {

@@ -50,16 +50,10 @@ pub fn all() -> Vec<Platform> {
     ]
 }
 
-/// `[channels.*]` tables for every platform the simulator serves.
+/// `[channels.*]` tables for every platform the simulator serves, with its
+/// credentials; WhatsApp's comes last.
 pub fn config_sections(simulator: &SimulatorHandle) -> String {
-    [
-        whatsapp::config_section(simulator),
-        line::config_section(simulator),
-        kakaotalk::config_section(simulator),
-        wechat::config_section(simulator),
-        rcs::config_section(simulator),
-    ]
-    .join("\n")
+    switchboard_simulator::host_config::all_sections(simulator, whatsapp::VERIFY_TOKEN)
 }
 
 /// The contract's name for a send result's class: `receipt`, `duplicate`,

@@ -360,9 +360,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn check_url(url: &str) -> Result<(), KakaoControlError> {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
-        _ => Err(KakaoControlError::InvalidUrl(url.to_owned())),
+    if crate::webhook_sender::is_webhook_url(url) {
+        Ok(())
+    } else {
+        Err(KakaoControlError::InvalidUrl(url.to_owned()))
     }
 }
 

@@ -351,9 +351,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn check_url(url: &str) -> Result<(), RcsControlError> {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
-        _ => Err(RcsControlError::InvalidUrl(url.to_owned())),
+    if crate::webhook_sender::is_webhook_url(url) {
+        Ok(())
+    } else {
+        Err(RcsControlError::InvalidUrl(url.to_owned()))
     }
 }
 

@@ -428,9 +428,10 @@ fn china_day(unix: i64) -> i64 {
 }
 
 fn check_url(url: &str) -> Result<(), WeChatControlError> {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
-        _ => Err(WeChatControlError::InvalidUrl(url.to_owned())),
+    if crate::webhook_sender::is_webhook_url(url) {
+        Ok(())
+    } else {
+        Err(WeChatControlError::InvalidUrl(url.to_owned()))
     }
 }
 
