@@ -96,6 +96,7 @@ pub struct Request {
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     timeout: Duration,
+    messages: Option<Vec<u32>>,
 }
 
 impl Request {
@@ -116,6 +117,7 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            messages: None,
         }
     }
 
@@ -166,10 +168,30 @@ impl Request {
         self
     }
 
+    /// Send this request on behalf of the messages at `indices` of the
+    /// batch (see [`crate::outcomes`]). Without it, a request made inside
+    /// [`crate::outcomes::send_each`] or [`crate::outcomes::working_on`] is
+    /// tagged with the messages being worked on.
+    pub fn for_messages(mut self, indices: &[u32]) -> Self {
+        self.messages = Some(indices.to_vec());
+        self
+    }
+
     /// Send the request and read the whole reply.
     pub fn send(self) -> Result<Response, HttpError> {
         let target = Target::parse(&self.url)?;
-        let headers = Fields::from_list(&self.headers)
+        let mut header_list = self.headers.clone();
+        let indices = self
+            .messages
+            .clone()
+            .unwrap_or_else(crate::outcomes::current);
+        if !indices.is_empty() {
+            header_list.push((
+                crate::outcomes::MESSAGE_INDEX_HEADER.to_owned(),
+                crate::outcomes::header_value(&indices).into_bytes(),
+            ));
+        }
+        let headers = Fields::from_list(&header_list)
             .map_err(|error| HttpError::InvalidUrl(format!("bad header: {error:?}")))?;
         let request = OutgoingRequest::new(headers);
         let scheme = if target.https {

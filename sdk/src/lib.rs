@@ -8,6 +8,9 @@
 //! - a blocking HTTP client over `wasi:http` with JSON helpers ([`http`]);
 //! - the operator's settings and secrets ([`config`]);
 //! - a token cache shared by every call, with single-flight refresh ([`token_cache`]);
+//! - durable storage that survives host restarts ([`storage`]);
+//! - per-message outcomes reported as they are known, and requests tagged
+//!   with the messages they carry ([`outcomes`]);
 //! - logging into the host's log ([`log`]);
 //! - webhook helpers: headers, query strings, replies and constant-time
 //!   signature checks ([`webhook`], [`signature`]).
@@ -46,7 +49,9 @@ pub mod bindings;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod outcomes;
 pub mod signature;
+pub mod storage;
 pub mod token_cache;
 pub mod types;
 pub mod webhook;
@@ -77,15 +82,31 @@ pub fn __install_panic_hook() {
     });
 }
 
-/// The contract version this SDK implements; the host checks it before loading.
-pub const CONTRACT_VERSION: &str = "1.0.0";
+/// The contract version this SDK implements (the folder `wit/<version>/` its
+/// bindings are generated from). The host reads the version from the
+/// component's exports; [`export_adapter!`] also writes it into a custom
+/// section, which must agree.
+pub const CONTRACT_VERSION: &str = "1.1.0";
+
+/// [`CONTRACT_VERSION`] as the bytes of the custom section.
+#[doc(hidden)]
+pub const __CONTRACT_SECTION: [u8; CONTRACT_VERSION.len()] = {
+    let bytes = CONTRACT_VERSION.as_bytes();
+    let mut out = [0u8; CONTRACT_VERSION.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+};
 
 /// Everything an adapter usually needs, in one import.
 pub mod prelude {
     pub use crate::Adapter;
     pub use crate::http::{HttpError, Request, Response};
     pub use crate::types::*;
-    pub use crate::{config, log, signature, token_cache, webhook};
+    pub use crate::{config, log, outcomes, signature, storage, token_cache, webhook};
 }
 
 /// What a channel adapter implements: the three exports of the contract.
@@ -116,7 +137,8 @@ macro_rules! export_adapter {
         const _: () = {
             #[used]
             #[unsafe(link_section = "switchboard:contract-version")]
-            static CONTRACT_VERSION: [u8; 5] = *b"1.0.0";
+            static CONTRACT_VERSION: [u8; $crate::CONTRACT_VERSION.len()] =
+                $crate::__CONTRACT_SECTION;
 
             struct Exports;
 
@@ -158,4 +180,31 @@ macro_rules! export_adapter {
     $crate::bindings::__export_adapter_world!(Exports with_types_in $crate::bindings);
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The bindings are generated from `wit/<CONTRACT_VERSION>/`, whose
+    /// package line must name the same version.
+    #[test]
+    fn contract_version_matches_the_wit_folder() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/");
+        let text =
+            std::fs::read_to_string(format!("{path}{}/channel.wit", super::CONTRACT_VERSION))
+                .expect("the WIT folder of CONTRACT_VERSION exists");
+        assert!(
+            text.contains(&format!(
+                "package switchboard:channel@{};",
+                super::CONTRACT_VERSION
+            )),
+            "package line names {}",
+            super::CONTRACT_VERSION
+        );
+        let bindings = include_str!("bindings.rs");
+        assert!(
+            bindings.contains(&format!("\"../wit/{}\"", super::CONTRACT_VERSION)),
+            "bindings.rs generates from wit/{}",
+            super::CONTRACT_VERSION
+        );
+    }
 }

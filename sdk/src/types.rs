@@ -18,6 +18,8 @@ impl ChannelInfo {
             quiet_hours: Vec::new(),
             limits: Limits {
                 max_text_length: 1_000,
+                text_unit: TextUnit::UnicodeScalarValues,
+                template_parameters: ParameterRules::none(),
                 max_batch_size: 1,
                 messages_per_second: 10,
             },
@@ -29,11 +31,32 @@ impl ChannelInfo {
     }
 }
 
+impl ParameterRules {
+    /// No rules of the platform's own: any length, line breaks, tabs and spaces.
+    pub fn none() -> Self {
+        Self {
+            max_length: None,
+            allow_newlines: true,
+            allow_tabs: true,
+            max_consecutive_spaces: None,
+        }
+    }
+}
+
 impl Receipt {
     /// A receipt for a newly accepted message.
     pub fn new(platform_message_id: impl Into<String>) -> Self {
         Self {
-            platform_message_id: platform_message_id.into(),
+            platform_message_id: Some(platform_message_id.into()),
+            duplicate: false,
+        }
+    }
+
+    /// A receipt for a message the platform accepted without returning an
+    /// identifier (WeChat customer-service messages).
+    pub fn without_id() -> Self {
+        Self {
+            platform_message_id: None,
             duplicate: false,
         }
     }
@@ -42,9 +65,14 @@ impl Receipt {
     /// same idempotency key (nothing new was sent).
     pub fn duplicate(platform_message_id: impl Into<String>) -> Self {
         Self {
-            platform_message_id: platform_message_id.into(),
+            platform_message_id: Some(platform_message_id.into()),
             duplicate: true,
         }
+    }
+
+    /// The platform's id, or `""` when it gave none.
+    pub fn id(&self) -> &str {
+        self.platform_message_id.as_deref().unwrap_or_default()
     }
 }
 

@@ -5,8 +5,9 @@
 //! "message":{"requestId","sendResults":[{"recipientSeq","recipientNo","resultCode","resultMessage"}]}}`.
 //! Request-level problems (credentials, unknown template, a duplicate
 //! idempotency key) come in `header`; per-recipient ones in `sendResults`.
-//! The table follows platforms.md §3.5 (NHN's error-code page). The host
-//! acts on the class only; the code and NHN's words travel in the failure.
+//! The table follows NHN's error-code page (`en/error-code.md` of
+//! <https://github.com/TOAST-DOCS/Alimtalk>). The host acts on the class
+//! only; the code and NHN's words travel in the failure.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -748,10 +749,10 @@ mod tests {
         let results = recipients(reply);
         assert_eq!(results.len(), 3);
         let receipt = results[0].as_ref().expect("receipt");
-        assert_eq!(receipt.platform_message_id, "20261110120000abcdefghijk:1");
+        assert_eq!(receipt.id(), "20261110120000abcdefghijk:1");
         assert!(!receipt.duplicate);
         assert_eq!(
-            results[1].as_ref().expect("receipt").platform_message_id,
+            results[1].as_ref().expect("receipt").id(),
             "20261110120000abcdefghijk:2"
         );
         match &results[2] {
@@ -785,7 +786,7 @@ mod tests {
             matches!(&results[0], Err(SendError::Uncertain(f)) if f.message.contains("no result for this recipient"))
         );
         assert_eq!(
-            results[1].as_ref().expect("receipt").platform_message_id,
+            results[1].as_ref().expect("receipt").id(),
             "20261110120000abcdefghijk:2"
         );
         assert!(matches!(results[2], Err(SendError::Uncertain(_))));
@@ -881,7 +882,7 @@ mod tests {
         for (i, result) in results.iter().enumerate() {
             let receipt = result.as_ref().expect("receipt");
             assert!(receipt.duplicate);
-            assert_eq!(receipt.platform_message_id, format!("{KEY}:{}", i + 1));
+            assert_eq!(receipt.id(), format!("{KEY}:{}", i + 1));
         }
     }
 

@@ -83,6 +83,23 @@ impl Api {
             Api::BrandMessage => "Brand Message",
         }
     }
+
+    /// A stable code, for what is stored: `alimtalk`, `alimtalk-auth`,
+    /// `brand-message`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Api::AlimTalk => "alimtalk",
+            Api::AlimTalkAuth => "alimtalk-auth",
+            Api::BrandMessage => "brand-message",
+        }
+    }
+
+    /// The API with [`Api::code`] `code`.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [Api::AlimTalk, Api::AlimTalkAuth, Api::BrandMessage]
+            .into_iter()
+            .find(|api| api.code() == code)
+    }
 }
 
 /// Operator settings that shape the bodies.
@@ -188,6 +205,18 @@ pub struct Plan {
     pub refused: Vec<(usize, SendError)>,
 }
 
+/// How [`plan`] treats a message of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Group it with the messages it can share a request with.
+    Group,
+    /// Send it in a request of its own (a retry of a message sent alone:
+    /// its request key is derived from its own key only).
+    Alone,
+    /// Leave it out: it is settled or resent some other way.
+    Skip,
+}
+
 /// What a message becomes before grouping.
 enum Item {
     AlimTalk {
@@ -203,26 +232,37 @@ enum Item {
 
 /// Split `batch` into requests (see the [module docs](self)); refuse
 /// content NHN would refuse anyway and numbers KakaoTalk cannot reach.
-pub fn plan(batch: &[OutboundMessage], options: &Options) -> Plan {
+/// `mode` says, per batch index, whether a message is grouped, sent alone
+/// or left out.
+pub fn plan(batch: &[OutboundMessage], options: &Options, mode: impl Fn(usize) -> Mode) -> Plan {
     let mut plan = Plan::default();
-    // Group key → (api, members, items), in first-seen order.
-    let mut groups: Vec<(GroupKey, Vec<(usize, Item)>)> = Vec::new();
+    // In first-seen order.
+    let mut groups: Vec<Group> = Vec::new();
     for (index, message) in batch.iter().enumerate() {
+        let alone = match mode(index) {
+            Mode::Skip => continue,
+            Mode::Alone => true,
+            Mode::Group => false,
+        };
         match item(message, options) {
             Ok(item) => {
                 let key = GroupKey::of(&item);
-                match groups
-                    .iter_mut()
-                    .find(|(k, members)| *k == key && members.len() < MAX_RECIPIENTS)
-                {
-                    Some((_, members)) => members.push((index, item)),
-                    None => groups.push((key, vec![(index, item)])),
+                let open = groups.iter_mut().find(|group| {
+                    !alone && !group.alone && group.key == key && group.items.len() < MAX_RECIPIENTS
+                });
+                match open {
+                    Some(group) => group.items.push((index, item)),
+                    None => groups.push(Group {
+                        key,
+                        alone,
+                        items: vec![(index, item)],
+                    }),
                 }
             }
             Err(error) => plan.refused.push((index, error)),
         }
     }
-    for (key, items) in groups {
+    for Group { key, items, .. } in groups {
         let members: Vec<usize> = items.iter().map(|(index, _)| *index).collect();
         let idempotency_key =
             request_idempotency_key(members.iter().map(|&i| batch[i].idempotency_key.as_str()));
@@ -279,6 +319,16 @@ pub fn plan(batch: &[OutboundMessage], options: &Options) -> Plan {
         });
     }
     plan
+}
+
+/// Messages that share a request, while planning.
+struct Group {
+    /// What they have in common.
+    key: GroupKey,
+    /// Whether it is a request of one that nothing may join.
+    alone: bool,
+    /// The messages, with their batch index.
+    items: Vec<(usize, Item)>,
 }
 
 /// What makes two messages share a request.
@@ -406,6 +456,84 @@ pub fn brand_content(text: &str, purpose: Purpose) -> Result<String, SendError> 
         )));
     }
     Ok(content)
+}
+
+/// A request ready to send: freshly planned, or recorded by an earlier
+/// attempt and resent whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The API.
+    pub api: Api,
+    /// `X-NC-API-IDEMPOTENCY-KEY`.
+    pub idempotency_key: String,
+    /// The JSON body, exactly as sent (and as recorded).
+    pub body: String,
+    /// The national numbers of `recipientList`, in order.
+    pub recipients: Vec<String>,
+    /// The `recipientGroupingKey` (the host's idempotency key) of each
+    /// recipient, in the same order.
+    pub grouping_keys: Vec<String>,
+    /// The messages of this batch it carries: (batch index, position in
+    /// `recipientList`). A resend may carry recipients whose messages are
+    /// not in this batch.
+    pub members: Vec<(usize, usize)>,
+    /// Whether an earlier attempt recorded and may have sent it.
+    pub resend: bool,
+}
+
+impl Outgoing {
+    /// A freshly planned request of `batch`.
+    pub fn fresh(request: PlannedRequest, batch: &[OutboundMessage]) -> Self {
+        Self {
+            api: request.api,
+            // Serialising our own body types cannot fail.
+            body: serde_json::to_string(&request.body).unwrap_or_default(),
+            grouping_keys: request
+                .members
+                .iter()
+                .map(|&index| batch[index].idempotency_key.clone())
+                .collect(),
+            members: request
+                .members
+                .iter()
+                .enumerate()
+                .map(|(position, &index)| (index, position))
+                .collect(),
+            idempotency_key: request.idempotency_key,
+            recipients: request.recipients,
+            resend: false,
+        }
+    }
+
+    /// The batch indices it is sent for, for the request's tag.
+    pub fn indices(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .map(|&(index, _)| u32::try_from(index).unwrap_or(u32::MAX))
+            .collect()
+    }
+
+    /// Whether it carries several recipients, so that its body must be
+    /// recorded for a retry of any one of them to resend it whole.
+    pub fn grouped(&self) -> bool {
+        self.recipients.len() > 1
+    }
+}
+
+/// The recipients of a request body as sent: (`recipientNo`,
+/// `recipientGroupingKey`) of each `recipientList` entry, in order; `None`
+/// unless the body is a JSON object with such a list.
+pub fn recipients_of(body: &str) -> Option<Vec<(String, String)>> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value
+        .get("recipientList")?
+        .as_array()?
+        .iter()
+        .map(|recipient| {
+            let field = |name: &str| recipient.get(name)?.as_str().map(str::to_owned);
+            Some((field("recipientNo")?, field("recipientGroupingKey")?))
+        })
+        .collect()
 }
 
 /// `X-NC-API-IDEMPOTENCY-KEY` for a request carrying messages with `keys`:
@@ -561,7 +689,7 @@ mod tests {
                 &[("name", "Jisoo"), ("orderNo", "A-3")],
             ),
         ];
-        let plan = plan(&batch, &options());
+        let plan = plan(&batch, &options(), |_| Mode::Group);
         assert!(plan.refused.is_empty());
         assert_eq!(plan.requests.len(), 2);
         let first = &plan.requests[0];
@@ -600,7 +728,7 @@ mod tests {
             Purpose::Utility,
             &[],
         )];
-        let plan = plan(&batch, &options);
+        let plan = plan(&batch, &options, |_| Mode::Group);
         assert_eq!(
             json(&plan.requests[0])["recipientList"][0],
             serde_json::json!({
@@ -629,7 +757,7 @@ mod tests {
                 &[("code", "654321")],
             ),
         ];
-        let plan = plan(&batch, &options());
+        let plan = plan(&batch, &options(), |_| Mode::Group);
         assert_eq!(plan.requests.len(), 2, "same code, different APIs");
         assert_eq!(plan.requests[0].api, Api::AlimTalkAuth);
         assert_eq!(plan.requests[1].api, Api::AlimTalk);
@@ -656,7 +784,7 @@ mod tests {
                 Purpose::Utility,
             ),
         ];
-        let plan = plan(&batch, &options);
+        let plan = plan(&batch, &options, |_| Mode::Group);
         assert!(plan.refused.is_empty());
         assert_eq!(plan.requests.len(), 2, "labelled texts are identical");
         let ad = &plan.requests[0];
@@ -688,7 +816,7 @@ mod tests {
         let batch: Vec<OutboundMessage> = (0..1_001)
             .map(|i| template(i, &format!("+8210{:08}", i), "BULK", Purpose::Utility, &[]))
             .collect();
-        let plan = plan(&batch, &options());
+        let plan = plan(&batch, &options(), |_| Mode::Group);
         assert_eq!(plan.requests.len(), 2);
         assert_eq!(plan.requests[0].members.len(), MAX_RECIPIENTS);
         assert_eq!(plan.requests[1].members, vec![1_000]);
@@ -735,7 +863,7 @@ mod tests {
             ),
         ];
         for (message, expected) in cases {
-            let plan = plan(std::slice::from_ref(&message), &options());
+            let plan = plan(std::slice::from_ref(&message), &options(), |_| Mode::Group);
             assert!(plan.requests.is_empty());
             let (index, error) = &plan.refused[0];
             assert_eq!(*index, 0);
@@ -778,7 +906,7 @@ mod tests {
             template(1, "+14155550100", "T", Purpose::Utility, &[]),
             template(2, "+821012340002", "T", Purpose::Utility, &[]),
         ];
-        let plan = plan(&batch, &options());
+        let plan = plan(&batch, &options(), |_| Mode::Group);
         assert_eq!(plan.requests.len(), 1);
         assert_eq!(plan.requests[0].members, vec![1]);
         assert_eq!(plan.refused.len(), 1);
@@ -786,6 +914,55 @@ mod tests {
             plan.refused[0],
             (0, SendError::RecipientUnreachable(_))
         ));
+    }
+
+    #[test]
+    fn alone_and_skipped_messages() {
+        let batch: Vec<OutboundMessage> = (1..=4)
+            .map(|i| template(i, &format!("+8210123400{i:02}"), "T", Purpose::Utility, &[]))
+            .collect();
+        let plan = plan(&batch, &options(), |i| match i {
+            0 => Mode::Skip,
+            2 => Mode::Alone,
+            _ => Mode::Group,
+        });
+        let members: Vec<Vec<usize>> = plan.requests.iter().map(|r| r.members.clone()).collect();
+        assert_eq!(members, vec![vec![1, 3], vec![2]]);
+        assert_eq!(
+            plan.requests[1].idempotency_key,
+            request_idempotency_key([key(3).as_str()])
+        );
+    }
+
+    #[test]
+    fn outgoing_requests_keep_the_body_and_who_is_where() {
+        let batch = vec![
+            template(1, "+821012340001", "T", Purpose::Utility, &[("a", "1")]),
+            text(2, "+821012340002", "hi", Purpose::Utility),
+            template(3, "+821012340003", "T", Purpose::Utility, &[("a", "3")]),
+        ];
+        let plan = plan(&batch, &options(), |_| Mode::Group);
+        let request = Outgoing::fresh(plan.requests[0].clone(), &batch);
+        assert_eq!(request.members, vec![(0, 0), (2, 1)]);
+        assert_eq!(request.indices(), vec![0, 2]);
+        assert_eq!(request.grouping_keys, vec![key(1), key(3)]);
+        assert!(request.grouped() && !request.resend);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&request.body).expect("json"),
+            json(&plan.requests[0])
+        );
+        assert_eq!(
+            recipients_of(&request.body),
+            Some(vec![
+                ("01012340001".to_owned(), key(1)),
+                ("01012340003".to_owned(), key(3))
+            ])
+        );
+        assert_eq!(recipients_of("{}"), None);
+        for api in [Api::AlimTalk, Api::AlimTalkAuth, Api::BrandMessage] {
+            assert_eq!(Api::from_code(api.code()), Some(api));
+        }
+        assert_eq!(Api::from_code("sms"), None);
     }
 
     #[test]

@@ -63,11 +63,14 @@ pub fn handle(request: &HttpRequest, expected: &str, received_at_ms: u64) -> Web
 /// The status events of a webhook body, in the order of `hooks`.
 ///
 /// Each hook of a `MESSAGE_RESULT_UPDATE` becomes a status for
-/// `{requestId}:{recipientSeq}` (the receipt's id): result 1000 →
-/// delivered; 3005 (sent, not confirmed) → sent; 4161 (still being
-/// processed) → nothing; any other code → failed with the code. The event
-/// id is the hook's `hookId`. Hooks without a request id or sequence are
-/// skipped; other events give no events. The body must be a JSON object.
+/// `{requestId}:{recipientSeq}` (the receipt's id), with the hook's
+/// `recipientGroupingKey` (the host's idempotency key, which the adapter
+/// sends there) as its correlation key: result 1000 → delivered; 3005
+/// (sent, not confirmed) → sent; 4161 (still being processed) → nothing;
+/// any other code → failed with the code. The event id is the hook's
+/// `hookId`. A hook with neither a request id and sequence nor a grouping
+/// key is skipped; other events give no events. The body must be a JSON
+/// object.
 pub fn parse_events(body: &[u8], received_at_ms: u64) -> Result<Vec<WebhookEvent>, ParseError> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(ParseError)?;
     if envelope.event != MESSAGE_RESULT_UPDATE {
@@ -111,6 +114,9 @@ struct ResultHook {
     hook_id: Option<String>,
     #[serde(default)]
     kakao_message_type: Option<String>,
+    /// The host's idempotency key of the message, as the send passed it.
+    #[serde(default)]
+    recipient_grouping_key: Option<String>,
 }
 
 /// A value NHN sends as a number or a string (`recipientSeq`, `resultCode`).
@@ -133,12 +139,23 @@ impl Scalar {
 impl ResultHook {
     fn event(&self, received_at_ms: u64) -> Option<WebhookEvent> {
         let request_id = self.request_id.trim();
-        let seq = self.recipient_seq.as_ref()?.text();
-        if request_id.is_empty() || seq.is_empty() {
-            return None;
-        }
+        let seq = self
+            .recipient_seq
+            .as_ref()
+            .map(Scalar::text)
+            .unwrap_or_default();
         // "0001" and 1 name the same recipient.
         let seq = seq.parse::<i64>().map_or(seq, |n| n.to_string());
+        let platform_message_id =
+            (!request_id.is_empty() && !seq.is_empty()).then(|| format!("{request_id}:{seq}"));
+        let correlation_key = self
+            .recipient_grouping_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(str::to_owned);
+        // The status must name its message one way or the other.
+        let subject = platform_message_id.clone().or(correlation_key.clone())?;
         let code = self
             .result_code
             .as_ref()
@@ -151,13 +168,12 @@ impl ResultHook {
             Some(4161) => return None,
             _ => (DeliveryState::Failed, Some(self.failure(&code, numeric))),
         };
-        let platform_message_id = format!("{request_id}:{seq}");
         let id = self
             .hook_id
             .as_deref()
             .map(str::trim)
             .filter(|id| !id.is_empty())
-            .map_or_else(|| format!("{platform_message_id}:{code}"), str::to_owned);
+            .map_or_else(|| format!("{subject}:{code}"), str::to_owned);
         let occurred_at_ms = [self.receive_date.as_deref(), self.create_date.as_deref()]
             .into_iter()
             .flatten()
@@ -176,6 +192,7 @@ impl ResultHook {
                     .filter(|no| !no.is_empty())
                     .map(address::e164),
                 failure,
+                correlation_key,
             }),
         })
     }
@@ -372,7 +389,11 @@ mod tests {
         // 2026-11-10 21:00:03 KST = 12:00:03 UTC.
         assert_eq!(event.occurred_at_ms, 1_794_312_003_000);
         let update = status(event);
-        assert_eq!(update.platform_message_id, "20261110120000abcdefghijk:1");
+        assert_eq!(
+            update.platform_message_id.as_deref(),
+            Some("20261110120000abcdefghijk:1")
+        );
+        assert_eq!(update.correlation_key.as_deref(), Some("3f1c5a0e"));
         assert_eq!(update.state, DeliveryState::Delivered);
         assert_eq!(update.recipient.as_deref(), Some("+821012340001"));
         assert!(update.failure.is_none());
@@ -408,7 +429,10 @@ mod tests {
             "KakaoTalk delivery failed (ALIMTALK_NORMAL): cannot be sent: inactive user, SIM and KakaoTalk numbers differ, or sanctioned"
         );
         let second = status(&events[1]);
-        assert_eq!(second.platform_message_id, "20261110120000abcdefghijk:2");
+        assert_eq!(
+            second.platform_message_id.as_deref(),
+            Some("20261110120000abcdefghijk:2")
+        );
         assert_eq!(
             second.failure.as_ref().expect("failure").message,
             "KakaoTalk delivery failed (BRAND_MESSAGE_NORMAL): not a KakaoTalk user"
@@ -456,12 +480,14 @@ mod tests {
         assert_eq!(result.response.status, 200);
         assert!(result.events.is_empty());
 
-        // A hook without a request id or sequence, and a non-object, are
-        // skipped; the good hook without hookId or dates still counts.
+        // A hook naming no message (no request id or sequence, no grouping
+        // key), and a non-object, are skipped; the good hook without
+        // hookId, dates or grouping key still counts.
         let body = envelope(
             MESSAGE_RESULT_UPDATE,
             vec![
                 serde_json::json!({"resultCode": "1000"}),
+                serde_json::json!({"requestId": "R", "resultCode": "1000", "recipientGroupingKey": " "}),
                 serde_json::json!("nonsense"),
                 serde_json::json!({"requestId": "R", "recipientSeq": "0002", "resultCode": "1000", "receiveDate": "2023-06-01"}),
             ],
@@ -470,8 +496,39 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].id, "R:2:1000");
         assert_eq!(events[0].occurred_at_ms, NOW_MS);
-        assert_eq!(status(&events[0]).platform_message_id, "R:2");
+        assert_eq!(
+            status(&events[0]).platform_message_id.as_deref(),
+            Some("R:2")
+        );
+        assert_eq!(status(&events[0]).correlation_key, None);
         assert_eq!(status(&events[0]).recipient, None);
+    }
+
+    #[test]
+    fn the_correlation_key_is_the_recipient_grouping_key() {
+        let key = "3f1c5a0e9b7d4c2a8e6f0b1d3c5a7e9f1b3d5c7a9e0f2b4d6c8a0e2f4b6d8c0a";
+        let body = envelope(
+            MESSAGE_RESULT_UPDATE,
+            vec![hook(
+                serde_json::json!("3019"),
+                serde_json::json!({"recipientGroupingKey": key}),
+            )],
+        );
+        let events = parse_events(&body, NOW_MS).expect("parses");
+        let update = status(&events[0]);
+        assert_eq!(update.correlation_key.as_deref(), Some(key));
+        assert_eq!(update.state, DeliveryState::Failed);
+        // A hook with the key but no request id still names its message.
+        let body = envelope(
+            MESSAGE_RESULT_UPDATE,
+            vec![serde_json::json!({"resultCode": 1000, "recipientGroupingKey": key})],
+        );
+        let events = parse_events(&body, NOW_MS).expect("parses");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].id, format!("{key}:1000"));
+        let update = status(&events[0]);
+        assert_eq!(update.platform_message_id, None);
+        assert_eq!(update.correlation_key.as_deref(), Some(key));
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //! `409` replay of an accepted retry key), and the classification of errors
 //! into the contract's send-error classes.
 //!
-//! The table follows platforms.md §2.7. LINE has no error codes, so a
-//! failure's `code` is the HTTP status; its message is LINE's `message`
-//! plus every `details[]` entry (`property: message`).
+//! The table follows LINE's API reference
+//! (<https://developers.line.biz/en/reference/messaging-api/#send-push-message>)
+//! and its retry guide
+//! (<https://developers.line.biz/en/docs/messaging-api/retrying-api-request>).
+//! LINE has no error codes, so a failure's `code` is the HTTP status; its
+//! message is LINE's `message` plus every `details[]` entry
+//! (`property: message`).
 
 use serde::Deserialize;
 use switchboard_sdk::http::HttpError;
@@ -319,27 +323,19 @@ mod tests {
             RETRY_KEY,
         )
         .expect("receipt");
-        assert_eq!(receipt.platform_message_id, "461230966842064897");
+        assert_eq!(receipt.id(), "461230966842064897");
         assert!(!receipt.duplicate);
     }
 
     #[test]
     fn multicast_success_gives_the_request_id() {
         let receipt = interpret(reply(200, "{}"), RETRY_KEY).expect("receipt");
-        assert_eq!(
-            receipt.platform_message_id,
-            "8e0e8a7d-1f0b-4c1d-9e2e-3f4a5b6c7d8e"
-        );
+        assert_eq!(receipt.id(), "8e0e8a7d-1f0b-4c1d-9e2e-3f4a5b6c7d8e");
         let bare = Reply {
             request_id: None,
             ..reply(200, "")
         };
-        assert_eq!(
-            interpret(bare, RETRY_KEY)
-                .expect("receipt")
-                .platform_message_id,
-            RETRY_KEY
-        );
+        assert_eq!(interpret(bare, RETRY_KEY).expect("receipt").id(), RETRY_KEY);
     }
 
     #[test]
@@ -350,10 +346,7 @@ mod tests {
         };
         let receipt = interpret(replay, RETRY_KEY).expect("duplicate receipt");
         assert!(receipt.duplicate);
-        assert_eq!(
-            receipt.platform_message_id,
-            "a1b2c3d4-0000-4000-8000-000000000001"
-        );
+        assert_eq!(receipt.id(), "a1b2c3d4-0000-4000-8000-000000000001");
         // A push's 409 repeats sentMessages: the id matches the first receipt's.
         let push_replay = Reply {
             accepted_request_id: Some("a1b2c3d4-0000-4000-8000-000000000001"),
@@ -364,7 +357,7 @@ mod tests {
         };
         let receipt = interpret(push_replay, RETRY_KEY).expect("duplicate receipt");
         assert!(receipt.duplicate);
-        assert_eq!(receipt.platform_message_id, "461230966842064897");
+        assert_eq!(receipt.id(), "461230966842064897");
     }
 
     #[test]

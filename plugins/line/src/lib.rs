@@ -6,6 +6,8 @@
 //!
 //! - [`payload`]: checks, retry keys, and the plan that groups identical
 //!   texts into multicasts and sends personalised ones by push;
+//! - [`groups`]: the durable memory of multicast retry groups, so that a
+//!   retried member resends its whole group under the same retry key;
 //! - [`errors`]: receipts (including `409` replays) and the classification
 //!   of LINE's errors into send-error classes;
 //! - [`webhook`]: `x-line-signature` and event parsing.
@@ -13,15 +15,18 @@
 #![warn(missing_docs)]
 
 pub mod errors;
+pub mod groups;
 pub mod payload;
 pub mod webhook;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use switchboard_sdk::prelude::*;
+use switchboard_sdk::storage::StorageError;
 use switchboard_sdk::webhook::now_ms;
 
-use crate::payload::{Candidate, Endpoint, Planned, Remembered};
+use crate::payload::{Candidate, Planned};
 
 /// Setting: the Messaging API base URL (a simulator in tests).
 pub const SETTING_BASE_URL: &str = "base_url";
@@ -40,7 +45,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.line.me";
 pub const DEFAULT_SEND_BUDGET_MS: u64 = 15_000;
 /// How long a multicast's membership is remembered for its retries: as
 /// long as LINE keeps a retry key.
-pub const RETRY_KEY_TTL_SECONDS: u32 = 24 * 60 * 60;
+pub const RETRY_KEY_TTL_SECONDS: u32 = groups::TTL_SECONDS;
 
 /// The LINE Messaging API adapter.
 pub struct Line;
@@ -53,9 +58,11 @@ pub fn channel_info() -> ChannelInfo {
         template_purposes: Vec::new(),
         quiet_hours: Vec::new(),
         limits: Limits {
-            // LINE counts UTF-16 code units; the contract counts scalar
-            // values, so the adapter checks the exact rule itself.
+            // LINE counts UTF-16 code units: an emoji outside the BMP is two.
             max_text_length: payload::MAX_TEXT_UTF16_UNITS as u32,
+            text_unit: TextUnit::Utf16CodeUnits,
+            // LINE has no templates.
+            template_parameters: ParameterRules::none(),
             // One multicast carries up to 500 recipients.
             max_batch_size: payload::MAX_MULTICAST_RECIPIENTS as u32,
             // Push: 2,000 requests/s per channel (one message each).
@@ -94,6 +101,7 @@ impl Api {
             &self.base_url,
             request.endpoint.path(),
         ))
+        .for_messages(&indices(&request.members))
         .bearer(&self.access_token)
         .header("x-line-retry-key", &request.retry_key)
         .json(&request.body())
@@ -128,50 +136,60 @@ fn send_budget() -> Duration {
     Duration::from_millis(ms)
 }
 
-/// The multicast an earlier attempt of the message with `key` was part of,
-/// from the host's token cache.
-fn recall(key: &str) -> Option<Remembered> {
-    let retry_key = token_cache::get(&payload::member_cache_key(key))?;
-    let recipients =
-        payload::decode_recipients(&token_cache::get(&payload::group_cache_key(&retry_key))?)?;
-    Some(Remembered {
-        retry_key,
-        recipients,
-    })
-}
+/// The host's durable storage, as the group memory uses it.
+struct HostStorage;
 
-/// Remember a fresh multicast before sending it, so that a retry of any
-/// member (after a 5xx, a timeout, or the call dying) resends the same
-/// recipients under the same retry key.
-fn remember(request: &Planned, batch: &[OutboundMessage]) {
-    token_cache::set(
-        &payload::group_cache_key(&request.retry_key),
-        &payload::encode_recipients(&request.recipients),
-        RETRY_KEY_TTL_SECONDS,
-    );
-    for &member in &request.members {
-        if let Some(message) = batch.get(member) {
-            token_cache::set(
-                &payload::member_cache_key(&message.idempotency_key),
-                &request.retry_key,
-                RETRY_KEY_TTL_SECONDS,
-            );
-        }
+impl groups::Store for HostStorage {
+    fn put_if_absent(&mut self, key: &str, value: &str) -> Result<String, String> {
+        storage::put_if_absent(key, value, Some(RETRY_KEY_TTL_SECONDS))
+            .map_err(|error| describe_storage_error(&error))
+    }
+
+    fn delete(&mut self, key: &str) {
+        storage::delete(key);
     }
 }
 
-/// Forget a multicast once its outcome is final for the members in this
-/// batch. The group itself is forgotten only when every member was here
-/// (a first attempt); after a resend other members may still come back and
-/// must find it.
-fn forget(request: &Planned, batch: &[OutboundMessage]) {
-    for &member in &request.members {
-        if let Some(message) = batch.get(member) {
-            token_cache::invalidate(&payload::member_cache_key(&message.idempotency_key));
+/// A storage error in words, for the failure of the messages it stopped.
+fn describe_storage_error(error: &StorageError) -> String {
+    match error {
+        StorageError::TooLarge(limit) => format!("too large: {limit}"),
+        StorageError::QuotaExceeded(limit) => format!("quota exceeded: {limit}"),
+        StorageError::Unavailable(why) => format!("unavailable: {why}"),
+    }
+}
+
+/// Batch indices as the contract numbers them.
+fn indices(members: &[usize]) -> Vec<u32> {
+    members
+        .iter()
+        .map(|&member| u32::try_from(member).unwrap_or(u32::MAX))
+        .collect()
+}
+
+/// The results of one `send` call, reported to the host as each is known.
+struct Results(Vec<Option<Result<Receipt, SendError>>>);
+
+impl Results {
+    fn settle(&mut self, index: usize, outcome: Result<Receipt, SendError>) {
+        outcomes::report(u32::try_from(index).unwrap_or(u32::MAX), &outcome);
+        if let Some(slot) = self.0.get_mut(index) {
+            *slot = Some(outcome);
         }
     }
-    if !request.resend {
-        token_cache::invalidate(&payload::group_cache_key(&request.retry_key));
+
+    fn into_results(self) -> Vec<Result<Receipt, SendError>> {
+        self.0
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(SendError::Permanent(Failure::new(
+                        "",
+                        "internal error: the LINE adapter planned no request for this message",
+                    )))
+                })
+            })
+            .collect()
     }
 }
 
@@ -183,7 +201,8 @@ impl Adapter for Line {
     fn send(batch: Vec<OutboundMessage>) -> Vec<Result<Receipt, SendError>> {
         let started = Instant::now();
         let budget = send_budget();
-        let mut results: Vec<Option<Result<Receipt, SendError>>> = vec![None; batch.len()];
+        let mut store = HostStorage;
+        let mut results = Results(vec![None; batch.len()]);
         let mut candidates = Vec::with_capacity(batch.len());
         for (index, message) in batch.iter().enumerate() {
             // Content is checked first: it is wrong whatever the configuration.
@@ -195,42 +214,76 @@ impl Adapter for Line {
                     text,
                     attempt: message.attempt,
                 }),
-                Err(error) => results[index] = Some(Err(error)),
+                Err(error) => results.settle(index, Err(error)),
             }
         }
-        let api = Api::load();
-        let plan = match &api {
-            Ok(_) => payload::plan(&candidates, recall),
+        let api = match Api::load() {
+            Ok(api) => api,
             Err(error) => {
                 for candidate in &candidates {
-                    results[candidate.index] = Some(Err(error.clone()));
+                    results.settle(candidate.index, Err(error.clone()));
                 }
-                Vec::new()
+                return results.into_results();
             }
         };
+        // Retries look up the multicast their earlier attempt was part of;
+        // one whose lookup fails is not sent (it might be pushed under a
+        // new key while its group was delivered).
+        let mut remembered = HashMap::new();
+        candidates.retain(|candidate| {
+            if candidate.attempt <= 1 {
+                return true;
+            }
+            match groups::recall(&mut store, candidate.key) {
+                Ok(group) => {
+                    if let Some(group) = group {
+                        remembered.insert(candidate.key, group);
+                    }
+                    true
+                }
+                Err(error) => {
+                    results.settle(candidate.index, Err(error));
+                    false
+                }
+            }
+        });
+        let plan = payload::plan(&candidates, |key| remembered.get(key).cloned());
+        let key_of = |member: usize| batch[member].idempotency_key.as_str();
+        let retried = |member: usize| batch[member].attempt > 1;
         let mut made = 0usize;
         for request in plan {
-            let outcome = match &api {
-                Ok(_) if started.elapsed() >= budget => Err(SendError::Transient(Failure::new(
+            if started.elapsed() >= budget {
+                let error = SendError::Transient(Failure::new(
                     "",
                     format!(
                         "not sent: this call's {} ms budget ran out after {made} requests; it is sent on the retry",
                         budget.as_millis()
                     ),
-                ))),
-                Ok(api) => {
-                    if request.endpoint == Endpoint::Multicast && !request.resend {
-                        remember(&request, &batch);
-                    }
-                    made += 1;
-                    let outcome = api.send(&request);
-                    if request.endpoint == Endpoint::Multicast && !errors::may_retry(&outcome) {
-                        forget(&request, &batch);
-                    }
-                    outcome
+                ));
+                for &member in &request.members {
+                    results.settle(member, Err(error.clone()));
                 }
-                Err(error) => Err(error.clone()),
+                continue;
+            }
+            // A fresh multicast is recorded before it is sent, so that a
+            // retry of any member resends it whole under the same key.
+            let retry_key = request.retry_key.clone();
+            let fixed = groups::fix(&mut store, request, key_of);
+            if let Some((_, error)) = fixed.refused.first() {
+                log::warn(&format!(
+                    "multicast {retry_key}: {} message(s) not sent: {}",
+                    fixed.refused.len(),
+                    error.failure().message
+                ));
+            }
+            for (member, error) in fixed.refused {
+                results.settle(member, Err(error));
+            }
+            let Some(request) = fixed.request else {
+                continue;
             };
+            made += 1;
+            let outcome = api.send(&request);
             match &outcome {
                 Ok(receipt) if receipt.duplicate => log::info(&format!(
                     "{} with retry key {} was already accepted (409): {} message(s) settled as sent",
@@ -253,22 +306,15 @@ impl Adapter for Line {
                 }
             }
             for &member in &request.members {
-                if let Some(slot) = results.get_mut(member) {
-                    *slot = Some(outcome.clone());
-                }
+                results.settle(member, outcome.clone());
+            }
+            // Reported first, then forgotten: a call that dies in between
+            // leaves records that only expire.
+            if !errors::may_retry(&outcome) {
+                groups::forget(&mut store, &request, key_of, retried);
             }
         }
-        results
-            .into_iter()
-            .map(|result| {
-                result.unwrap_or_else(|| {
-                    Err(SendError::Permanent(Failure::new(
-                        "",
-                        "internal error: the LINE adapter planned no request for this message",
-                    )))
-                })
-            })
-            .collect()
+        results.into_results()
     }
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
@@ -300,6 +346,8 @@ mod tests {
         assert!(info.template_purposes.is_empty());
         assert!(info.quiet_hours.is_empty());
         assert_eq!(info.limits.max_text_length, 5_000);
+        assert_eq!(info.limits.text_unit, TextUnit::Utf16CodeUnits);
+        assert_eq!(info.limits.template_parameters.max_length, None);
         assert_eq!(info.limits.max_batch_size, 500);
         assert_eq!(info.limits.messages_per_second, 2_000);
         assert_eq!(info.egress_hosts, vec!["api.line.me"]);

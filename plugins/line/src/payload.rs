@@ -243,13 +243,14 @@ impl Planned {
 
 /// Turn checked messages into requests.
 ///
-/// 1. A message whose earlier attempt was part of a multicast that `recall`
-///    remembers (and which lists its recipient) resends that multicast,
-///    with the same retry key and the same recipients, so LINE either
-///    answers 409 (already accepted) or delivers the group once. Messages
-///    of the batch remembered under the same key share the request.
-/// 2. Any other retry (`attempt > 1`) is a push with its own retry key:
-///    it is never regrouped, since a new group would have a new key.
+/// 1. A retry (`attempt > 1`) whose earlier attempt was part of a multicast
+///    that `recall` remembers (and which lists its recipient) resends that
+///    multicast, with the same retry key and the same recipients, so LINE
+///    either answers 409 (already accepted) or delivers the group once.
+///    Messages of the batch remembered under the same key share the
+///    request. `recall` is asked about retries only.
+/// 2. Any other retry is a push with its own retry key: it is never
+///    regrouped, since a new group would have a new key.
 /// 3. First attempts are grouped by identical text, in batch order, into
 ///    multicasts of at most [`MAX_MULTICAST_RECIPIENTS`] distinct user ids;
 ///    a group of one is a push.
@@ -265,8 +266,10 @@ pub fn plan(
     let mut order: Vec<(usize, Slot)> = Vec::new();
 
     for candidate in candidates {
-        if let Some(remembered) =
-            recall(candidate.key).filter(|r| r.recipients.iter().any(|to| to == candidate.to))
+        if let Some(remembered) = (candidate.attempt > 1)
+            .then(|| recall(candidate.key))
+            .flatten()
+            .filter(|r| r.recipients.iter().any(|to| to == candidate.to))
         {
             match planned
                 .iter_mut()
@@ -357,31 +360,6 @@ fn push(candidate: &Candidate<'_>) -> Planned {
         retry_key: push_retry_key(candidate.key),
         resend: false,
     }
-}
-
-/// The token-cache key under which a message's multicast retry key is kept.
-pub fn member_cache_key(idempotency_key: &str) -> String {
-    format!("line:multicast-of:{idempotency_key}")
-}
-
-/// The token-cache key under which a multicast's recipients are kept.
-pub fn group_cache_key(retry_key: &str) -> String {
-    format!("line:multicast:{retry_key}")
-}
-
-/// A multicast's recipients as kept in the token cache: comma-separated
-/// user ids (which never contain commas).
-pub fn encode_recipients(recipients: &[String]) -> String {
-    recipients.join(",")
-}
-
-/// The recipients kept by [`encode_recipients`]; `None` unless every entry
-/// is a LINE user id and there are 1 to [`MAX_MULTICAST_RECIPIENTS`].
-pub fn decode_recipients(value: &str) -> Option<Vec<String>> {
-    let recipients: Vec<String> = value.split(',').map(str::to_owned).collect();
-    let valid = (1..=MAX_MULTICAST_RECIPIENTS).contains(&recipients.len())
-        && recipients.iter().all(|id| is_user_id(id));
-    valid.then_some(recipients)
 }
 
 #[cfg(test)]
@@ -656,6 +634,24 @@ mod tests {
     }
 
     #[test]
+    fn first_attempts_are_never_looked_up() {
+        let mut asked = Vec::new();
+        let requests = plan(
+            &[
+                candidate(0, "k0", ANA, "Same"),
+                candidate(1, "k1", BEN, "Same"),
+            ],
+            |key| {
+                asked.push(key.to_owned());
+                None
+            },
+        );
+        assert!(asked.is_empty(), "{asked:?}");
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].endpoint, Endpoint::Multicast);
+    }
+
+    #[test]
     fn a_remembered_group_that_lacks_the_recipient_is_ignored() {
         let group = Remembered {
             retry_key: "00000000-0000-4000-8000-000000000000".into(),
@@ -666,19 +662,6 @@ mod tests {
         let requests = plan(&[only], |_| Some(group.clone()));
         assert_eq!(requests[0].endpoint, Endpoint::Push);
         assert_eq!(requests[0].retry_key, push_retry_key("k0"));
-    }
-
-    #[test]
-    fn recipients_round_trip_through_the_cache_encoding() {
-        let recipients = vec![ANA.to_owned(), BEN.to_owned()];
-        assert_eq!(
-            decode_recipients(&encode_recipients(&recipients)),
-            Some(recipients)
-        );
-        assert_eq!(decode_recipients(""), None);
-        assert_eq!(decode_recipients(&format!("{ANA},nope")), None);
-        assert_eq!(member_cache_key("abc"), "line:multicast-of:abc".to_owned());
-        assert_eq!(group_cache_key("u-u-i-d"), "line:multicast:u-u-i-d");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reading RBM's replies: the receipt on success, and Google API errors
 //! (`{"error":{"code":404,"message":"…","status":"NOT_FOUND"}}`) classified
-//! into the contract's send-error classes (platforms.md §5.7).
+//! into the contract's send-error classes, following Google's API error
+//! model (<https://developers.google.com/business-communications/rcs-business-messaging/guides/build/messages/send>).
 //!
 //! The host acts on the class only; the canonical status (`NOT_FOUND`, ...)
 //! travels as the failure's code and Google's words as its message.
@@ -276,7 +277,7 @@ mod tests {
         let body =
             br#"{"name":"phones/+12223334444/agentMessages/x","sendTime":"2026-01-01T00:00:00Z"}"#;
         let receipt = interpret_send(200, None, body, ID).expect("receipt");
-        assert_eq!(receipt.platform_message_id, ID);
+        assert_eq!(receipt.id(), ID);
         assert!(!receipt.duplicate);
         // The body does not matter.
         assert!(interpret_send(200, None, b"", ID).is_ok());
@@ -290,7 +291,7 @@ mod tests {
             "Message with this ID already exists.",
         );
         let receipt = interpret_send(409, None, &body, ID).expect("receipt");
-        assert_eq!(receipt.platform_message_id, ID);
+        assert_eq!(receipt.id(), ID);
         assert!(receipt.duplicate);
     }
 

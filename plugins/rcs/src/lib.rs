@@ -60,6 +60,9 @@ pub fn channel_info() -> ChannelInfo {
         quiet_hours: Vec::new(),
         limits: Limits {
             max_text_length: payload::MAX_TEXT_CHARS as u32,
+            text_unit: TextUnit::UnicodeScalarValues,
+            // RBM has no templates.
+            template_parameters: ParameterRules::none(),
             // One HTTPS request per message (RBM has no multicast). 20 keep a
             // call at a few seconds even at slow API latencies, well inside
             // the host's call timeout, with room for a token fetch.
@@ -225,7 +228,10 @@ impl Session {
                 &request_id,
                 &self.settings.agent_id,
             );
-            let response = self.call(|| Request::get(&url))?;
+            // A capability check cannot deliver anything: it is not tagged
+            // with the message, so the host does not count it as the
+            // message's request having left.
+            let response = self.call(|| Request::get(&url).for_messages(&[]))?;
             errors::interpret_capability(
                 response.status,
                 response.header("retry-after"),
@@ -254,7 +260,10 @@ fn fetch_token(settings: &Settings) -> Result<(String, u32), SendError> {
     let key = jwt::ServiceAccountKey::from_pem(&pem)?;
     let claims = jwt::Claims::new(&settings.client_email, &settings.token_url, now_secs());
     let assertion = jwt::assertion(&key, &claims)?;
+    // The token request carries no message: untagged, even when it is made
+    // while a message is being sent.
     let response = Request::post(&settings.token_url)
+        .for_messages(&[])
         .body(
             jwt::token_request_body(&assertion).into_bytes(),
             "application/x-www-form-urlencoded",
@@ -299,27 +308,26 @@ impl Adapter for Rcs {
             settings,
             token: None,
         });
-        batch
-            .iter()
-            .map(|message| {
-                let result = match &mut session {
-                    Ok(session) => session.send_one(message),
-                    Err(error) => Err(error.clone()),
-                };
-                if let Err(error) = &result {
-                    let failure = error.failure();
-                    log::warn(&format!(
-                        "send {} (attempt {}) failed: {} code `{}`: {}",
-                        message.idempotency_key,
-                        message.attempt,
-                        errors::class_name(error),
-                        failure.code,
-                        failure.message
-                    ));
-                }
-                result
-            })
-            .collect()
+        // One send request per message, tagged with its index; each
+        // outcome is reported as soon as it is known.
+        outcomes::send_each(batch, |message| {
+            let result = match &mut session {
+                Ok(session) => session.send_one(message),
+                Err(error) => Err(error.clone()),
+            };
+            if let Err(error) = &result {
+                let failure = error.failure();
+                log::warn(&format!(
+                    "send {} (attempt {}) failed: {} code `{}`: {}",
+                    message.idempotency_key,
+                    message.attempt,
+                    errors::class_name(error),
+                    failure.code,
+                    failure.message
+                ));
+            }
+            result
+        })
     }
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
@@ -357,6 +365,7 @@ mod tests {
         assert!(info.template_purposes.is_empty());
         assert!(info.quiet_hours.is_empty());
         assert_eq!(info.limits.max_text_length, 3_072);
+        assert_eq!(info.limits.text_unit, TextUnit::UnicodeScalarValues);
         assert_eq!(info.limits.max_batch_size, 20);
         assert_eq!(info.limits.messages_per_second, 20);
         assert_eq!(

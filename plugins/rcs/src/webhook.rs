@@ -201,7 +201,7 @@ struct SuggestionResponse {
 /// |---|---|
 /// | user event `DELIVERED` / `READ` | status delivered / read of `messageId` |
 /// | user event `UNSUBSCRIBE` / `SUBSCRIBE` | opt-out / opt-in for marketing ("non-essential messages") |
-/// | server event `TTL_EXPIRATION_REVOKED` | status failed: not delivered before its TTL |
+/// | server event `TTL_EXPIRATION_REVOKED` | status expired: not delivered before its TTL, and withdrawn |
 /// | user message `text` / `suggestionResponse` / `location` / `userFile` | inbound |
 ///
 /// `IS_TYPING`, `TTL_EXPIRATION_REVOKE_FAILED` (delivery may still happen),
@@ -244,14 +244,17 @@ pub fn parse_event(
                 event_id(kind, Some(id)).map(|event| WebhookEvent {
                     id: event,
                     occurred_at_ms,
+                    // Withdrawn, so it can never arrive: another channel
+                    // (SMS) may carry it.
                     kind: EventKind::Status(StatusUpdate {
-                        platform_message_id: id.clone(),
-                        state: DeliveryState::Failed,
+                        platform_message_id: Some(id.clone()),
+                        state: DeliveryState::Expired,
                         recipient: Some(e164(&phone)),
                         failure: Some(Failure::new(
                             "TTL_EXPIRATION_REVOKED",
                             "RBM revoked the message: it was not delivered before its TTL expired",
                         )),
+                        correlation_key: None,
                     }),
                 })
             }
@@ -269,10 +272,11 @@ pub fn parse_event(
                     id: event,
                     occurred_at_ms,
                     kind: EventKind::Status(StatusUpdate {
-                        platform_message_id: id.clone(),
+                        platform_message_id: Some(id.clone()),
                         state,
                         recipient: Some(sender.clone()),
                         failure: None,
+                        correlation_key: None,
                     }),
                 })
             })
@@ -602,7 +606,7 @@ mod tests {
             assert_eq!(event.occurred_at_ms, 1_772_366_399_250);
             match event.kind {
                 EventKind::Status(update) => {
-                    assert_eq!(update.platform_message_id, MESSAGE_ID);
+                    assert_eq!(update.platform_message_id.as_deref(), Some(MESSAGE_ID));
                     assert_eq!(update.state, state);
                     assert_eq!(update.recipient.as_deref(), Some("+12223334444"));
                     assert!(update.failure.is_none());
@@ -613,7 +617,7 @@ mod tests {
     }
 
     #[test]
-    fn ttl_revocation_is_a_failed_status() {
+    fn ttl_revocation_is_an_expired_status() {
         let event = only(handled(serde_json::json!({
             "phoneNumber": "+12223334444",
             "messageId": MESSAGE_ID,
@@ -626,8 +630,10 @@ mod tests {
         assert_eq!(event.occurred_at_ms, 1_772_366_400_000);
         match event.kind {
             EventKind::Status(update) => {
-                assert_eq!(update.platform_message_id, MESSAGE_ID);
-                assert_eq!(update.state, DeliveryState::Failed);
+                assert_eq!(update.platform_message_id.as_deref(), Some(MESSAGE_ID));
+                // Expired, not failed: the host may try another channel.
+                assert_eq!(update.state, DeliveryState::Expired);
+                assert_eq!(update.correlation_key, None);
                 assert_eq!(update.recipient.as_deref(), Some("+12223334444"));
                 let failure = update.failure.expect("failure");
                 assert_eq!(failure.code, "TTL_EXPIRATION_REVOKED");

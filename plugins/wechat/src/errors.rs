@@ -1,6 +1,7 @@
 //! Reading WeChat's replies: receipts, access tokens, and the global
 //! return codes (`errcode`) classified into the contract's send-error
-//! classes (platforms.md §4.7).
+//! classes (WeChat's global return-code table,
+//! <https://developers.weixin.qq.com/doc/offiaccount/Getting_Started/Global_Return_Code.html>).
 //!
 //! WeChat answers HTTP 200 with `{"errcode":N,"errmsg":"…"}`; `errcode` 0
 //! is success. Codes the table does not know are classified by the HTTP
@@ -190,10 +191,10 @@ fn hint(errcode: i64) -> Option<&'static str> {
         IP_NOT_WHITELISTED => "add this server's IP to the account's IP whitelist",
         QUOTA_REACHED => "the account's daily quota for this API is used up",
         OUT_OF_TIME_LIMIT => {
-            "no customer-service window: the user has not written in the last 48 hours or unfollowed"
+            "no open customer-service window (no message from the user in the last 48 hours, no follow, menu tap or scan in the last minute, no payment in the last 48 hours), or the user unfollowed"
         }
         OUT_OF_RESPONSE_COUNT => {
-            "the customer-service window's message allowance (5 per 48 hours) is used up"
+            "the customer-service window's message allowance is used up (5 in the 48 hours after a message, 3 in the minute after a follow, menu tap or scan)"
         }
         INVALID_OPENID => "the OpenID is invalid or does not belong to this account",
         REQUIRE_SUBSCRIBE => "the user does not follow the account",
@@ -251,19 +252,14 @@ pub enum Rejection {
     Error(SendError),
 }
 
-/// Interpret a reply of the message API `api` for the message with
-/// `idempotency_key`.
+/// Interpret a reply of the message API `api`.
 ///
 /// `errcode` 0 is a receipt: a template's carries its `msgid` (echoed by
 /// `TEMPLATESENDJOBFINISH`); customer-service sends return no id, so their
-/// receipt carries `cs:{idempotency_key}`. A 2xx reply that is not a WeChat
-/// reply at all is `uncertain`: WeChat may have sent the message.
-pub fn interpret_send(
-    api: Api,
-    status: u16,
-    body: &[u8],
-    idempotency_key: &str,
-) -> Result<Receipt, Rejection> {
+/// receipt has none (as has a template success that lacks its `msgid`):
+/// no status webhook could match an invented one. A 2xx reply that is not
+/// a WeChat reply at all is `uncertain`: WeChat may have sent the message.
+pub fn interpret_send(api: Api, status: u16, body: &[u8]) -> Result<Receipt, Rejection> {
     let reply = serde_json::from_slice::<Reply>(body).ok();
     let success_status = (200..300).contains(&status);
     match reply {
@@ -281,13 +277,7 @@ pub fn interpret_send(
                 Api::Template => reply.msgid.as_ref().and_then(msgid_text),
                 Api::Custom => None,
             };
-            Ok(Receipt::new(id.unwrap_or_else(|| {
-                let prefix = match api {
-                    Api::Custom => "cs",
-                    Api::Template => "tpl",
-                };
-                format!("{prefix}:{idempotency_key}")
-            })))
+            Ok(id.map_or_else(Receipt::without_id, Receipt::new))
         }
         Some(Reply {
             errcode: Some(code),
@@ -370,8 +360,6 @@ fn snippet(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const KEY: &str = "3f1c5a0e9b7d4c2a8e6f0b1d3c5a7e9f1b3d5c7a9e0f2b4d6c8a0e2f4b6d8c0a";
-
     fn reply(code: i64, msg: &str) -> Vec<u8> {
         serde_json::json!({"errcode": code, "errmsg": msg})
             .to_string()
@@ -433,32 +421,35 @@ mod tests {
     #[test]
     fn template_success_gives_the_msgid() {
         let body = br#"{"errcode":0,"errmsg":"ok","msgid":200228332}"#;
-        let receipt = interpret_send(Api::Template, 200, body, KEY).expect("receipt");
-        assert_eq!(receipt.platform_message_id, "200228332");
+        let receipt = interpret_send(Api::Template, 200, body).expect("receipt");
+        assert_eq!(receipt.platform_message_id.as_deref(), Some("200228332"));
         assert!(!receipt.duplicate);
         let body = br#"{"errcode":0,"errmsg":"ok","msgid":"200228333"}"#;
         assert_eq!(
-            interpret_send(Api::Template, 200, body, KEY)
+            interpret_send(Api::Template, 200, body)
                 .expect("receipt")
-                .platform_message_id,
-            "200228333"
+                .platform_message_id
+                .as_deref(),
+            Some("200228333")
         );
     }
 
     #[test]
-    fn customer_service_success_has_no_id_so_the_key_stands_in() {
+    fn customer_service_success_has_no_id() {
         let receipt =
-            interpret_send(Api::Custom, 200, br#"{"errcode":0,"errmsg":"ok"}"#, KEY).expect("ok");
-        assert_eq!(receipt.platform_message_id, format!("cs:{KEY}"));
+            interpret_send(Api::Custom, 200, br#"{"errcode":0,"errmsg":"ok"}"#).expect("ok");
+        assert_eq!(receipt.platform_message_id, None);
+        assert!(!receipt.duplicate);
+        // A template success without its msgid gets none either.
         let receipt =
-            interpret_send(Api::Template, 200, br#"{"errcode":0,"errmsg":"ok"}"#, KEY).expect("ok");
-        assert_eq!(receipt.platform_message_id, format!("tpl:{KEY}"));
+            interpret_send(Api::Template, 200, br#"{"errcode":0,"errmsg":"ok"}"#).expect("ok");
+        assert_eq!(receipt.platform_message_id, None);
     }
 
     #[test]
     fn unreadable_success_is_uncertain() {
         for body in [&b"{}"[..], b"<html>ok</html>", b""] {
-            match interpret_send(Api::Custom, 200, body, KEY) {
+            match interpret_send(Api::Custom, 200, body) {
                 Err(Rejection::Error(SendError::Uncertain(failure))) => {
                     assert!(failure.message.contains("HTTP 200"), "{failure:?}");
                 }
@@ -474,7 +465,6 @@ mod tests {
                 Api::Custom,
                 200,
                 &reply(code, "access_token expired rid: 6578"),
-                KEY,
             ) {
                 Err(Rejection::TokenRejected(failure)) => {
                     assert_eq!(failure.code, code.to_string());
@@ -491,18 +481,17 @@ mod tests {
             Api::Custom,
             200,
             &reply(45047, "out of response count limit rid: 64f8"),
-            KEY,
         ) {
             Err(Rejection::Error(SendError::WindowClosed(failure))) => {
                 assert_eq!(failure.code, "45047");
                 assert_eq!(
                     failure.message,
-                    "out of response count limit rid: 64f8 (the customer-service window's message allowance (5 per 48 hours) is used up)"
+                    "out of response count limit rid: 64f8 (the customer-service window's message allowance is used up (5 in the 48 hours after a message, 3 in the minute after a follow, menu tap or scan))"
                 );
             }
             other => panic!("{other:?}"),
         }
-        match interpret_send(Api::Template, 200, &reply(45009, ""), KEY) {
+        match interpret_send(Api::Template, 200, &reply(45009, "")) {
             Err(Rejection::Error(SendError::RateLimited(limited))) => {
                 assert_eq!(limited.scope, RateLimitScope::Quota);
                 assert_eq!(limited.retry_after_ms, None);
@@ -514,14 +503,13 @@ mod tests {
             Api::Template,
             200,
             &reply(43101, "user refuse to accept the msg"),
-            KEY,
         ) {
             Err(Rejection::Error(SendError::OptedOut(failure))) => {
                 assert_eq!(failure.code, "43101");
             }
             other => panic!("{other:?}"),
         }
-        match interpret_send(Api::Template, 200, &reply(12345, ""), KEY) {
+        match interpret_send(Api::Template, 200, &reply(12345, "")) {
             Err(Rejection::Error(SendError::Permanent(failure))) => {
                 assert_eq!(failure.code, "12345");
                 assert_eq!(
@@ -536,15 +524,15 @@ mod tests {
     #[test]
     fn non_wechat_errors_classify_by_status() {
         assert!(matches!(
-            interpret_send(Api::Custom, 502, b"<html>Bad Gateway</html>", KEY),
+            interpret_send(Api::Custom, 502, b"<html>Bad Gateway</html>"),
             Err(Rejection::Error(SendError::Transient(_)))
         ));
         assert!(matches!(
-            interpret_send(Api::Custom, 404, b"", KEY),
+            interpret_send(Api::Custom, 404, b""),
             Err(Rejection::Error(SendError::Permanent(_)))
         ));
         assert!(matches!(
-            interpret_send(Api::Custom, 429, b"slow down", KEY),
+            interpret_send(Api::Custom, 429, b"slow down"),
             Err(Rejection::Error(SendError::RateLimited(_)))
         ));
     }

@@ -45,10 +45,19 @@ pub const SECRET_ENCODING_AES_KEY: &str = "encoding_aes_key";
 /// Default for [`SETTING_BASE_URL`].
 pub const DEFAULT_BASE_URL: &str = "https://api.weixin.qq.com";
 
-/// The customer-service window: 48 hours after the user's last message.
-pub const WINDOW_SECONDS: u32 = 48 * 60 * 60;
-/// Customer-service messages allowed per window.
-pub const WINDOW_MAX_MESSAGES: u32 = 5;
+/// The window a user's message opens: 48 hours, at most 5 customer-service
+/// messages (the official table for service accounts,
+/// <https://developers.weixin.qq.com/doc/offiaccount/Customer_Service/Customer_Service_Messages.html>).
+pub const MESSAGE_WINDOW_SECONDS: u32 = 48 * 60 * 60;
+/// Customer-service messages allowed in the window a user's message opens.
+pub const MESSAGE_WINDOW_MAX_MESSAGES: u32 = 5;
+/// The window a follow, a menu tap or a QR scan opens: one minute.
+pub const ACTION_WINDOW_SECONDS: u32 = 60;
+/// Customer-service messages allowed in the window a follow, a menu tap or
+/// a QR scan opens.
+pub const ACTION_WINDOW_MAX_MESSAGES: u32 = 3;
+/// The window a payment opens: 48 hours, with no documented cap.
+pub const PAYMENT_WINDOW_SECONDS: u32 = 48 * 60 * 60;
 /// Messages per `send` call (one API request each; WeChat has no multicast
 /// for customer-service or template messages).
 pub const MAX_BATCH_SIZE: u32 = 20;
@@ -62,19 +71,17 @@ pub struct WeChat;
 /// What the adapter declares about WeChat (see `describe`).
 pub fn channel_info() -> ChannelInfo {
     ChannelInfo {
-        free_form: FreeFormRule::WithinWindow(WindowRule {
-            duration_seconds: WINDOW_SECONDS,
-            // Following or tapping a menu opens only a one-minute,
-            // three-message allowance, which one window rule cannot also
-            // express; the host keeps to the user-message window.
-            opened_by: vec![WindowOpener::InboundMessage],
-            max_messages: Some(WINDOW_MAX_MESSAGES),
-        }),
+        free_form: FreeFormRule::WithinWindow(window_rules()),
         // Template messages must not carry marketing or advertising.
         template_purposes: vec![Purpose::Utility],
         quiet_hours: Vec::new(),
         limits: Limits {
-            max_text_length: payload::MAX_TEXT_CHARS as u32,
+            // The adapter's limit is in bytes (see `payload::MAX_TEXT_BYTES`),
+            // so the host counts the same way.
+            max_text_length: payload::MAX_TEXT_BYTES as u32,
+            text_unit: TextUnit::Utf8Bytes,
+            // WeChat documents no rules for template `data` values.
+            template_parameters: ParameterRules::none(),
             max_batch_size: MAX_BATCH_SIZE,
             messages_per_second: MESSAGES_PER_SECOND,
         },
@@ -93,6 +100,30 @@ pub fn channel_info() -> ChannelInfo {
             AddressKind::PlatformUserId,
         )
     }
+}
+
+/// The customer-service windows, one per kind of user action, as WeChat's
+/// table for service accounts has them: a message opens 48 hours with at
+/// most 5 messages; a follow, a menu tap or a QR scan opens 1 minute with at
+/// most 3; a payment opens 48 hours (no cap is documented).
+pub fn window_rules() -> Vec<WindowRule> {
+    vec![
+        WindowRule {
+            duration_seconds: MESSAGE_WINDOW_SECONDS,
+            opened_by: vec![WindowOpener::InboundMessage],
+            max_messages: Some(MESSAGE_WINDOW_MAX_MESSAGES),
+        },
+        WindowRule {
+            duration_seconds: ACTION_WINDOW_SECONDS,
+            opened_by: vec![WindowOpener::Follow, WindowOpener::Interaction],
+            max_messages: Some(ACTION_WINDOW_MAX_MESSAGES),
+        },
+        WindowRule {
+            duration_seconds: PAYMENT_WINDOW_SECONDS,
+            opened_by: vec![WindowOpener::Payment],
+            max_messages: None,
+        },
+    ]
 }
 
 /// Where and as whom to send, read once per call.
@@ -117,7 +148,10 @@ impl Account {
             "fetching an access token for {} (force_refresh: {force_refresh})",
             self.app_id
         ));
+        // The token request carries no message: untagged, even when it is
+        // made while a message is being sent.
         let response = Request::post(&payload::url(&self.base_url, paths::STABLE_TOKEN))
+            .for_messages(&[])
             .json(&StableTokenRequest::new(
                 &self.app_id,
                 &self.app_secret,
@@ -133,13 +167,13 @@ impl Account {
         Ok((token, errors::cache_ttl(expires_in)))
     }
 
-    fn post(&self, request: &MessageRequest, token: &str, key: &str) -> Result<Receipt, Rejection> {
+    fn post(&self, request: &MessageRequest, token: &str) -> Result<Receipt, Rejection> {
         let url = payload::url_with_token(&self.base_url, request.api.path(), token);
         let response = Request::post(&url)
             .body(request.body.clone().into_bytes(), "application/json")
             .send()
             .map_err(|error| Rejection::Error(error.into()))?;
-        errors::interpret_send(request.api, response.status, &response.body, key)
+        errors::interpret_send(request.api, response.status, &response.body)
     }
 }
 
@@ -173,7 +207,7 @@ fn setting_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn send_batch(batch: &[OutboundMessage]) -> Vec<Result<Receipt, SendError>> {
+fn send_batch(batch: Vec<OutboundMessage>) -> Vec<Result<Receipt, SendError>> {
     let account = Account::load();
     let mut tokens = account.as_ref().ok().map(|account| {
         Tokens::new(
@@ -183,36 +217,33 @@ fn send_batch(batch: &[OutboundMessage]) -> Vec<Result<Receipt, SendError>> {
             |force| account.fetch_token(force),
         )
     });
-    batch
-        .iter()
-        .map(|message| {
-            // Content is checked first: it is wrong whatever the configuration.
-            let result = MessageRequest::for_message(message).and_then(|request| {
-                let account = account.as_ref().map_err(Clone::clone)?;
-                let Some(tokens) = tokens.as_mut() else {
-                    return Err(SendError::Permanent(Failure::new(
-                        "",
-                        "the adapter is not configured",
-                    )));
-                };
-                token::send_with_refresh(tokens, |token| {
-                    account.post(&request, token, &message.idempotency_key)
-                })
-            });
-            if let Err(error) = &result {
-                let failure = error.failure();
-                log::warn(&format!(
-                    "send {} (attempt {}) failed: {} code `{}`: {}",
-                    message.idempotency_key,
-                    message.attempt,
-                    errors::class_name(error),
-                    failure.code,
-                    failure.message
-                ));
-            }
-            result
-        })
-        .collect()
+    // One request per message (two when WeChat refuses the token), tagged
+    // with its index; each outcome is reported as soon as it is known.
+    outcomes::send_each(batch, |message| {
+        // Content is checked first: it is wrong whatever the configuration.
+        let result = MessageRequest::for_message(message).and_then(|request| {
+            let account = account.as_ref().map_err(Clone::clone)?;
+            let Some(tokens) = tokens.as_mut() else {
+                return Err(SendError::Permanent(Failure::new(
+                    "",
+                    "the adapter is not configured",
+                )));
+            };
+            token::send_with_refresh(tokens, |token| account.post(&request, token))
+        });
+        if let Err(error) = &result {
+            let failure = error.failure();
+            log::warn(&format!(
+                "send {} (attempt {}) failed: {} code `{}`: {}",
+                message.idempotency_key,
+                message.attempt,
+                errors::class_name(error),
+                failure.code,
+                failure.message
+            ));
+        }
+        result
+    })
 }
 
 impl Adapter for WeChat {
@@ -221,7 +252,7 @@ impl Adapter for WeChat {
     }
 
     fn send(batch: Vec<OutboundMessage>) -> Vec<Result<Receipt, SendError>> {
-        send_batch(&batch)
+        send_batch(batch)
     }
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
@@ -274,16 +305,34 @@ mod tests {
         assert_eq!(info.display_name, "WeChat Official Accounts");
         assert_eq!(info.address_kind, AddressKind::PlatformUserId);
         match &info.free_form {
-            FreeFormRule::WithinWindow(rule) => {
-                assert_eq!(rule.duration_seconds, 172_800);
-                assert_eq!(rule.opened_by, vec![WindowOpener::InboundMessage]);
-                assert_eq!(rule.max_messages, Some(5));
+            FreeFormRule::WithinWindow(rules) => {
+                let rules: Vec<(u32, Vec<WindowOpener>, Option<u32>)> = rules
+                    .iter()
+                    .map(|r| (r.duration_seconds, r.opened_by.clone(), r.max_messages))
+                    .collect();
+                assert_eq!(
+                    rules,
+                    vec![
+                        // A customer's message: 48 h, 5 messages.
+                        (172_800, vec![WindowOpener::InboundMessage], Some(5)),
+                        // A follow, a menu tap or a QR scan: 1 minute, 3 messages.
+                        (
+                            60,
+                            vec![WindowOpener::Follow, WindowOpener::Interaction],
+                            Some(3)
+                        ),
+                        // A payment: 48 h, no documented cap.
+                        (172_800, vec![WindowOpener::Payment], None),
+                    ]
+                );
             }
             other => panic!("unexpected free-form rule {other:?}"),
         }
         assert_eq!(info.template_purposes, vec![Purpose::Utility]);
         assert!(info.quiet_hours.is_empty());
-        assert_eq!(info.limits.max_text_length, 682);
+        assert_eq!(info.limits.max_text_length, 2_048);
+        assert_eq!(info.limits.text_unit, TextUnit::Utf8Bytes);
+        assert_eq!(info.limits.template_parameters.max_length, None);
         assert_eq!(info.limits.max_batch_size, 20);
         assert_eq!(info.limits.messages_per_second, 20);
         assert_eq!(info.egress_hosts, vec!["api.weixin.qq.com"]);

@@ -14,19 +14,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use switchboard_sdk::types::{Content, Failure, OutboundMessage, SendError, TemplateMessage};
 
-/// Longest customer-service text the adapter sends, in UTF-8 bytes.
+/// Longest customer-service text the adapter sends, in UTF-8 bytes, and
+/// the limit declared to the host (which counts in UTF-8 bytes too).
 ///
-/// WeChat does not document the customer-service text limit (platforms.md
-/// §6). 2,048 bytes is the documented limit of text in passive replies,
-/// the same text message on the same account, so it is assumed here.
+/// WeChat does not document the customer-service text limit. 2,048 bytes
+/// is the documented limit of text in passive replies, the same text
+/// message on the same account, so it is assumed here.
 pub const MAX_TEXT_BYTES: usize = 2_048;
-
-/// The longest text declared to the host, in Unicode scalar values: the
-/// most characters that always fit [`MAX_TEXT_BYTES`] when each is a
-/// three-byte CJK character (2,048 / 3). Longer text in four-byte
-/// characters (emoji) can still exceed the byte limit; the adapter then
-/// refuses it as `invalid-content` without a request.
-pub const MAX_TEXT_CHARS: usize = MAX_TEXT_BYTES / 3;
 
 /// Longest `touser` the adapter accepts. OpenIDs are 28 characters; the
 /// bound only keeps garbage out of URLs and logs.
@@ -414,7 +408,6 @@ mod tests {
 
     #[test]
     fn text_limits_count_bytes() {
-        assert_eq!(MAX_TEXT_CHARS, 682);
         // 682 three-byte characters: 2,046 bytes, accepted.
         assert!(MessageRequest::for_message(&message(Content::Text("好".repeat(682)))).is_ok());
         assert!(
@@ -426,7 +419,7 @@ mod tests {
                 .expect_err("too long");
         assert!(matches!(error, SendError::InvalidContent(_)));
         assert!(error_text(error).contains("2049 bytes"));
-        // 600 emoji are within the declared characters but 2,400 bytes.
+        // 600 emoji are 600 characters but 2,400 bytes.
         let error = MessageRequest::for_message(&message(Content::Text("😀".repeat(600))))
             .expect_err("emoji");
         assert!(error_text(error).contains("600 characters"));

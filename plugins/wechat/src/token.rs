@@ -240,7 +240,7 @@ mod tests {
                 Ok(Receipt::new("1"))
             })
             .expect("sent");
-            assert_eq!(receipt.platform_message_id, "1");
+            assert_eq!(receipt.id(), "1");
         }
         assert_eq!(store.0.borrow().fetches, vec![false]);
         // A second call (a fresh instance) reads the shared cache.
@@ -274,7 +274,7 @@ mod tests {
             }
         })
         .expect("retried");
-        assert_eq!(receipt.platform_message_id, "9");
+        assert_eq!(receipt.id(), "9");
         assert_eq!(seen, vec!["OLD", "NEW"]);
         assert_eq!(store.0.borrow().fetches, vec![false, false]);
         assert_eq!(store.value(), Some("NEW".into()));

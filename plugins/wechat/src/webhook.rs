@@ -14,7 +14,7 @@
 
 use switchboard_sdk::types::{
     ConsentChange, DeliveryState, EventKind, Failure, HttpRequest, HttpResponse, InboundMessage,
-    StatusUpdate, WebhookEvent, WebhookResult,
+    Interaction, StatusUpdate, WebhookEvent, WebhookResult, WindowOpener,
 };
 
 use crate::crypto;
@@ -151,12 +151,13 @@ pub fn read_push(request: &HttpRequest, secrets: Secrets<'_>) -> Result<Fields, 
 /// | Push | Event | Id |
 /// |---|---|---|
 /// | `MsgType` text, image, voice, video, shortvideo, location, link, file | inbound (text only for `text`) | `MsgId` |
-/// | event `subscribe` | opt-in, every purpose | `FromUserName:CreateTime:subscribe` |
+/// | event `subscribe` (also a follow by scanning a code) | opt-in, every purpose (the host opens the follow window from it) | `FromUserName:CreateTime:subscribe` |
 /// | event `unsubscribe` | opt-out, every purpose | `FromUserName:CreateTime:unsubscribe` |
+/// | event `CLICK`, `VIEW` (menu tap), `SCAN` (a follower scans a code) | interaction, opener `interaction`, kind = `Event` | `FromUserName:CreateTime:{Event}` |
 /// | event `TEMPLATESENDJOBFINISH` | status: `success` delivered, `failed…` failed | `FromUserName:CreateTime:TEMPLATESENDJOBFINISH:MsgID` |
 ///
-/// Other events (menu clicks, scans, location reports, mass-send results)
-/// and pushes without a `FromUserName` carry none.
+/// Other events (location reports, mass-send results, …) and pushes
+/// without a `FromUserName` carry none.
 pub fn event_of(fields: &Fields, received_at_ms: u64) -> Option<WebhookEvent> {
     let from = fields.non_empty("FromUserName")?;
     let create_time = fields.non_empty("CreateTime");
@@ -181,6 +182,17 @@ pub fn event_of(fields: &Fields, received_at_ms: u64) -> Option<WebhookEvent> {
                     };
                     (event_id(event), kind)
                 }
+                // A tap on a menu item (CLICK: a key the account handles;
+                // VIEW: a link) or a follower scanning a parametric QR code
+                // opens the one-minute customer-service window.
+                "CLICK" | "VIEW" | "SCAN" => (
+                    event_id(event),
+                    EventKind::Interaction(Interaction {
+                        address: from.to_owned(),
+                        opener: WindowOpener::Interaction,
+                        kind: event.to_owned(),
+                    }),
+                ),
                 "TEMPLATESENDJOBFINISH" => {
                     let msg_id = fields
                         .non_empty("MsgID")
@@ -190,10 +202,11 @@ pub fn event_of(fields: &Fields, received_at_ms: u64) -> Option<WebhookEvent> {
                     (
                         event_id(&format!("TEMPLATESENDJOBFINISH:{msg_id}")),
                         EventKind::Status(StatusUpdate {
-                            platform_message_id: msg_id.to_owned(),
+                            platform_message_id: Some(msg_id.to_owned()),
                             state,
                             recipient: Some(from.to_owned()),
                             failure,
+                            correlation_key: None,
                         }),
                     )
                 }
@@ -314,8 +327,8 @@ mod tests {
             }
             ("status", EventKind::Status(update)) => {
                 assert_eq!(
-                    update.platform_message_id,
-                    s("platform_message_id"),
+                    update.platform_message_id.as_deref(),
+                    Some(s("platform_message_id").as_str()),
                     "{name}"
                 );
                 let state = match s("state").as_str() {
@@ -617,13 +630,54 @@ mod tests {
     #[test]
     fn pushes_without_meaning_for_the_host_carry_no_event() {
         for xml in [
-            "<xml><FromUserName>oUser</FromUserName><MsgType>event</MsgType><Event>CLICK</Event><EventKey>MENU</EventKey></xml>",
+            "<xml><FromUserName>oUser</FromUserName><MsgType>event</MsgType><Event>LOCATION</Event><Latitude>23.1</Latitude></xml>",
             "<xml><FromUserName>oUser</FromUserName><MsgType>event</MsgType><Event>MASSSENDJOBFINISH</Event></xml>",
+            "<xml><MsgType>event</MsgType><Event>CLICK</Event><EventKey>MENU</EventKey></xml>",
             "<xml><MsgType>text</MsgType><Content>no sender</Content><MsgId>1</MsgId></xml>",
             "<xml><FromUserName>oUser</FromUserName><MsgType>miniprogrampage</MsgType></xml>",
             "<xml><FromUserName>oUser</FromUserName><MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><Status>success</Status></xml>",
         ] {
             assert!(event_of(&fields(xml), NOW_MS).is_none(), "{xml}");
+        }
+    }
+
+    #[test]
+    fn menu_taps_and_scans_are_interactions() {
+        for (event, extra) in [
+            ("CLICK", "<EventKey>V1001_TODAY_MUSIC</EventKey>"),
+            ("VIEW", "<EventKey>https://example.com/shop</EventKey>"),
+            ("SCAN", "<EventKey>123123</EventKey><Ticket>TICKET</Ticket>"),
+        ] {
+            let push = fields(&format!(
+                "<xml><ToUserName>gh_account</ToUserName><FromUserName>oUser</FromUserName><CreateTime>1700000000</CreateTime><MsgType>event</MsgType><Event>{event}</Event>{extra}</xml>"
+            ));
+            let pushed = event_of(&push, NOW_MS).expect("event");
+            assert_eq!(pushed.id, format!("oUser:1700000000:{event}"));
+            assert_eq!(pushed.occurred_at_ms, 1_700_000_000_000);
+            match pushed.kind {
+                EventKind::Interaction(interaction) => {
+                    assert_eq!(interaction.address, "oUser");
+                    assert_eq!(interaction.opener, WindowOpener::Interaction);
+                    assert_eq!(interaction.kind, event);
+                }
+                other => panic!("{event}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_follow_by_scanning_a_code_stays_an_opt_in() {
+        let push = fields(
+            "<xml><FromUserName>oUser</FromUserName><CreateTime>1700000000</CreateTime><MsgType>event</MsgType><Event>subscribe</Event><EventKey>qrscene_123123</EventKey><Ticket>TICKET</Ticket></xml>",
+        );
+        let event = event_of(&push, NOW_MS).expect("event");
+        assert_eq!(event.id, "oUser:1700000000:subscribe");
+        match event.kind {
+            EventKind::OptIn(change) => {
+                assert_eq!(change.address, "oUser");
+                assert_eq!(change.purpose, None);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -1,7 +1,8 @@
 //! Reading the Graph API's replies: the receipt on success, and the
 //! classification of Graph errors into the contract's send-error classes.
 //!
-//! The table follows platforms.md §1.9 (Meta's error-code table). The host
+//! The table follows Meta's error-code table
+//! (<https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes/>). The host
 //! acts on the class only; the code and Meta's words travel in the failure
 //! for operators.
 
@@ -347,7 +348,7 @@ mod tests {
         let body = br#"{"messaging_product":"whatsapp","contacts":[{"input":"+16505551234","wa_id":"16505551234"}],"messages":[{"id":"wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA","message_status":"accepted"}]}"#;
         let receipt = interpret_response(200, None, body).expect("receipt");
         assert_eq!(
-            receipt.platform_message_id,
+            receipt.id(),
             "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"
         );
         assert!(!receipt.duplicate);

@@ -44,11 +44,13 @@ pub struct WhatsApp;
 /// What the adapter declares about WhatsApp (see `describe`).
 pub fn channel_info() -> ChannelInfo {
     ChannelInfo {
-        free_form: FreeFormRule::WithinWindow(WindowRule {
+        // The customer-service window: 24 hours after the customer's last
+        // message, uncapped. WhatsApp has no other opener.
+        free_form: FreeFormRule::WithinWindow(vec![WindowRule {
             duration_seconds: 24 * 60 * 60,
             opened_by: vec![WindowOpener::InboundMessage],
             max_messages: None,
-        }),
+        }]),
         template_purposes: vec![
             Purpose::Marketing,
             Purpose::Utility,
@@ -57,6 +59,8 @@ pub fn channel_info() -> ChannelInfo {
         quiet_hours: Vec::new(),
         limits: Limits {
             max_text_length: payload::MAX_TEXT_CHARS as u32,
+            text_unit: TextUnit::UnicodeScalarValues,
+            template_parameters: template_parameter_rules(),
             // No multicast: the adapter loops, one recipient per API call.
             max_batch_size: 50,
             messages_per_second: 80,
@@ -81,6 +85,20 @@ pub fn channel_info() -> ChannelInfo {
             "WhatsApp Business Cloud API",
             AddressKind::PhoneNumber,
         )
+    }
+}
+
+/// What a template body parameter may contain. Meta refuses parameter text
+/// with new-line or tab characters or more than 4 consecutive spaces
+/// (<https://developers.facebook.com/docs/whatsapp/message-templates/creation>).
+/// Meta documents no length limit for one parameter of its own (only the
+/// rendered template, which the host cannot see), so none is declared.
+pub fn template_parameter_rules() -> ParameterRules {
+    ParameterRules {
+        max_length: None,
+        allow_newlines: false,
+        allow_tabs: false,
+        max_consecutive_spaces: Some(4),
     }
 }
 
@@ -129,28 +147,27 @@ impl Adapter for WhatsApp {
 
     fn send(batch: Vec<OutboundMessage>) -> Vec<Result<Receipt, SendError>> {
         let endpoint = Endpoint::load();
-        batch
-            .iter()
-            .map(|message| {
-                // Content is checked first: it is wrong whatever the configuration.
-                let result = MessageRequest::for_message(message).and_then(|body| {
-                    let endpoint = endpoint.as_ref().map_err(Clone::clone)?;
-                    endpoint.post(&body)
-                });
-                if let Err(error) = &result {
-                    let failure = error.failure();
-                    log::warn(&format!(
-                        "send {} (attempt {}) failed: {} code `{}`: {}",
-                        message.idempotency_key,
-                        message.attempt,
-                        errors::class_name(error),
-                        failure.code,
-                        failure.message
-                    ));
-                }
-                result
-            })
-            .collect()
+        // One request per message, tagged with its index; each outcome is
+        // reported as soon as it is known.
+        outcomes::send_each(batch, |message| {
+            // Content is checked first: it is wrong whatever the configuration.
+            let result = MessageRequest::for_message(message).and_then(|body| {
+                let endpoint = endpoint.as_ref().map_err(Clone::clone)?;
+                endpoint.post(&body)
+            });
+            if let Err(error) = &result {
+                let failure = error.failure();
+                log::warn(&format!(
+                    "send {} (attempt {}) failed: {} code `{}`: {}",
+                    message.idempotency_key,
+                    message.attempt,
+                    errors::class_name(error),
+                    failure.code,
+                    failure.message
+                ));
+            }
+            result
+        })
     }
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
@@ -194,10 +211,11 @@ mod tests {
         assert_eq!(info.display_name, "WhatsApp Business Cloud API");
         assert_eq!(info.address_kind, AddressKind::PhoneNumber);
         match &info.free_form {
-            FreeFormRule::WithinWindow(rule) => {
-                assert_eq!(rule.duration_seconds, 86_400);
-                assert_eq!(rule.opened_by, vec![WindowOpener::InboundMessage]);
-                assert_eq!(rule.max_messages, None);
+            FreeFormRule::WithinWindow(rules) => {
+                assert_eq!(rules.len(), 1, "{rules:?}");
+                assert_eq!(rules[0].duration_seconds, 86_400);
+                assert_eq!(rules[0].opened_by, vec![WindowOpener::InboundMessage]);
+                assert_eq!(rules[0].max_messages, None);
             }
             other => panic!("unexpected free-form rule {other:?}"),
         }
@@ -211,6 +229,7 @@ mod tests {
         );
         assert!(info.quiet_hours.is_empty());
         assert_eq!(info.limits.max_text_length, 4_096);
+        assert_eq!(info.limits.text_unit, TextUnit::UnicodeScalarValues);
         assert_eq!(info.limits.max_batch_size, 50);
         assert_eq!(info.limits.messages_per_second, 80);
         assert_eq!(info.egress_hosts, vec!["graph.facebook.com"]);
@@ -223,6 +242,16 @@ mod tests {
             vec!["base_url", "api_version", "phone_number_id"]
         );
         assert!(!info.deduplicates);
+    }
+
+    #[test]
+    fn template_parameters_follow_metas_body_parameter_rules() {
+        let rules = channel_info().limits.template_parameters;
+        // No documented length limit for one parameter.
+        assert_eq!(rules.max_length, None);
+        assert!(!rules.allow_newlines);
+        assert!(!rules.allow_tabs);
+        assert_eq!(rules.max_consecutive_spaces, Some(4));
     }
 
     #[test]

@@ -239,7 +239,8 @@ impl Message {
     }
 }
 
-/// A status: `{"id":"wamid…","status","timestamp","recipient_id","errors":[…]}`.
+/// A status: `{"id":"wamid…","status","timestamp","recipient_id",
+/// "biz_opaque_callback_data","errors":[…]}`.
 #[derive(Debug, Deserialize)]
 struct Status {
     id: String,
@@ -248,6 +249,10 @@ struct Status {
     timestamp: Option<Timestamp>,
     #[serde(default)]
     recipient_id: Option<String>,
+    /// What the send passed as `biz_opaque_callback_data`: the host's
+    /// idempotency key of the message.
+    #[serde(default)]
+    biz_opaque_callback_data: Option<String>,
     #[serde(default, deserialize_with = "lenient_list")]
     errors: Vec<StatusError>,
 }
@@ -317,7 +322,7 @@ impl Status {
             id: format!("{}:{}", self.id, self.status),
             occurred_at_ms: Timestamp::millis_or(self.timestamp.as_ref(), received_at_ms),
             kind: EventKind::Status(StatusUpdate {
-                platform_message_id: self.id.clone(),
+                platform_message_id: Some(self.id.clone()),
                 state,
                 recipient: self
                     .recipient_id
@@ -325,6 +330,12 @@ impl Status {
                     .filter(|id| !id.is_empty())
                     .map(e164),
                 failure,
+                correlation_key: self
+                    .biz_opaque_callback_data
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|data| !data.is_empty())
+                    .map(str::to_owned),
             }),
         })
     }
@@ -580,10 +591,33 @@ mod tests {
             assert_eq!(event.id, format!("{WAMID}:{name}"));
             assert_eq!(event.occurred_at_ms, 1_750_263_773_000);
             let update = status_update(&event);
-            assert_eq!(update.platform_message_id, WAMID);
+            assert_eq!(update.platform_message_id.as_deref(), Some(WAMID));
             assert_eq!(update.state, expected);
             assert_eq!(update.recipient.as_deref(), Some("+16505551234"));
             assert!(update.failure.is_none());
+        }
+    }
+
+    #[test]
+    fn the_correlation_key_is_the_biz_opaque_callback_data() {
+        let event =
+            only(parse_events(&status("read", serde_json::json!({})), NOW_MS).expect("parses"));
+        assert_eq!(
+            status_update(&event).correlation_key.as_deref(),
+            Some("3f1c5a0e9b7d4c2a")
+        );
+        // A status of a message sent without it (or with it blank) has none.
+        for data in [
+            serde_json::Value::Null,
+            serde_json::json!(""),
+            serde_json::json!("  "),
+        ] {
+            let body = status(
+                "delivered",
+                serde_json::json!({"biz_opaque_callback_data": data}),
+            );
+            let event = only(parse_events(&body, NOW_MS).expect("parses"));
+            assert_eq!(status_update(&event).correlation_key, None, "{data:?}");
         }
     }
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use switchboard::runtime::bindings::types::{
+use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
-use switchboard::runtime::{AdapterRuntime, ChannelGrant, RuntimeOptions, SandboxLimits};
+use switchboard_runtime::{AdapterRuntime, ChannelGrant, RuntimeOptions, SandboxLimits};
 
 async fn responder() -> String {
     let app = axum::Router::new().route(
@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
             limits: SandboxLimits::default(),
             allow_loopback_http: true,
             cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
+            storage_limits: Default::default(),
         };
         let runtime =
             AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchboard::runtime::bindings::types::OutboundMessage;
+use switchboard_contract::model::OutboundMessage;
 use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::{class_of, kakaotalk, line, rcs, wechat, whatsapp};
 use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};

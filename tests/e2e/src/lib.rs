@@ -48,6 +48,41 @@ pub fn adapter_packages() -> &'static Path {
     })
 }
 
+/// A directory of adapter packages: every package [`adapter_packages`]
+/// built, except that each `(channel, package directory)` in `overrides`
+/// replaces the package of that name. For loading, say, a component built
+/// against an older contract beside the current ones.
+pub fn packages_with(overrides: &[(&str, &Path)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let copy_package = |from: &Path, name: &str| {
+        let to = dir.path().join(name);
+        std::fs::create_dir_all(&to).expect("package directory");
+        for entry in std::fs::read_dir(from).expect("read package") {
+            let entry = entry.expect("package entry");
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy package file");
+            }
+        }
+    };
+    for entry in std::fs::read_dir(adapter_packages()).expect("read packages") {
+        let entry = entry.expect("package");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && !overrides.iter().any(|(channel, _)| *channel == name) {
+            copy_package(&entry.path(), &name);
+        }
+    }
+    for (channel, from) in overrides {
+        copy_package(from, channel);
+    }
+    dir
+}
+
+/// The package of the WhatsApp adapter as released against contract 1.0.0
+/// (`tests/fixtures/contract-1.0.0/`, rebuilt by its `rebuild.sh`).
+pub fn contract_1_0_whatsapp() -> PathBuf {
+    workspace_root().join("tests/fixtures/contract-1.0.0/whatsapp")
+}
+
 /// Writes a `[channels.*]` table for a running simulator.
 pub type SectionWriter<'a> = dyn Fn(&switchboard_simulator::SimulatorHandle) -> String + Sync + 'a;
 
@@ -56,7 +91,7 @@ pub struct Harness {
     /// The platform simulator.
     pub simulator: switchboard_simulator::SimulatorHandle,
     /// The host: configuration, store and loaded adapters.
-    pub host: switchboard::cli::Host,
+    pub host: switchboard::Host,
     /// Where the configuration, database and results live.
     pub dir: tempfile::TempDir,
     /// The configuration file.
@@ -71,7 +106,16 @@ impl Harness {
         simulator: switchboard_simulator::SimulatorConfig,
         extra_config: &str,
     ) -> Self {
-        Self::start_inner(simulator, extra_config, None).await
+        Self::start_inner(simulator, extra_config, None, adapter_packages()).await
+    }
+
+    /// Like [`Harness::start`], but loading the adapter packages in
+    /// `adapters_dir` (see [`packages_with`]).
+    pub async fn start_with_adapters(
+        simulator: switchboard_simulator::SimulatorConfig,
+        adapters_dir: &Path,
+    ) -> Self {
+        Self::start_inner(simulator, "", None, adapters_dir).await
     }
 
     /// Like [`Harness::start`], but `channel`'s configuration table is the
@@ -81,13 +125,14 @@ impl Harness {
         channel: &str,
         section: impl Fn(&switchboard_simulator::SimulatorHandle) -> String + Sync,
     ) -> Self {
-        Self::start_inner(simulator, "", Some((channel, &section))).await
+        Self::start_inner(simulator, "", Some((channel, &section)), adapter_packages()).await
     }
 
     async fn start_inner(
         simulator: switchboard_simulator::SimulatorConfig,
         extra_config: &str,
         replace: Option<(&str, &SectionWriter<'_>)>,
+        packages: &Path,
     ) -> Self {
         let simulator = switchboard_simulator::Simulator::start(
             "127.0.0.1:0".parse().expect("loopback address"),
@@ -112,12 +157,12 @@ impl Harness {
         }
         let config = format!(
             "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n[sandbox]\nallow_loopback_http = true\n\n{sections}\n{extra_config}\n",
-            packages = adapter_packages().display(),
+            packages = packages.display(),
             cache = root.join("target/wasm/cwasm-cache").display(),
         );
         let config_path = dir.path().join("switchboard.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let host = switchboard::cli::Host::start(&config_path)
+        let host = switchboard::Host::start(&config_path)
             .await
             .expect("host starts");
         Self {
@@ -139,7 +184,7 @@ impl Harness {
     /// platform's webhooks at `/webhooks/{channel}` there, and return its
     /// base URL.
     pub async fn serve(&self) -> String {
-        let state = switchboard::server::AppState {
+        let state = switchboard_server::AppState {
             runtime: std::sync::Arc::clone(&self.host.runtime),
             store: self.host.store.clone(),
             metrics: std::sync::Arc::default(),
@@ -150,7 +195,7 @@ impl Harness {
             .expect("bind loopback");
         let address = listener.local_addr().expect("local address");
         tokio::spawn(async move {
-            let _ = axum::serve(listener, switchboard::server::router(state)).await;
+            let _ = axum::serve(listener, switchboard_server::router(state)).await;
         });
         let base = format!("http://{address}");
         let url = |channel: &str| format!("{base}/webhooks/{channel}");
@@ -183,12 +228,18 @@ impl Harness {
         &self,
         campaign: &Path,
         audience: &Path,
-    ) -> anyhow::Result<switchboard::activation::RunReport> {
-        let options = switchboard::activation::RunOptions {
+    ) -> anyhow::Result<switchboard_delivery::activation::RunReport> {
+        let options = switchboard_delivery::activation::RunOptions {
             results_path: Some(self.dir.path().join("results.jsonl")),
             dry_run: false,
             progress: false,
         };
-        switchboard::activation::run_campaign(&self.host, campaign, audience, &options).await
+        switchboard_delivery::activation::run_campaign(
+            &self.host.delivery(),
+            campaign,
+            audience,
+            &options,
+        )
+        .await
     }
 }

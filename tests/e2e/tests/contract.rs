@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use switchboard::runtime::bindings::types::FreeFormRule;
+use switchboard_contract::model::FreeFormRule;
 use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::{self, Platform};
 use switchboard_simulator::SimulatorConfig;
@@ -60,12 +60,15 @@ fn check_describe(harness: &Harness, platform: &Platform) {
             info.name
         );
     }
-    if let FreeFormRule::WithinWindow(rule) = &info.free_form {
-        assert!(
-            rule.duration_seconds > 0 && !rule.opened_by.is_empty(),
-            "{}: window rule",
-            info.name
-        );
+    if let FreeFormRule::WithinWindow(rules) = &info.free_form {
+        assert!(!rules.is_empty(), "{}: window rules", info.name);
+        for rule in rules {
+            assert!(
+                rule.duration_seconds > 0 && !rule.opened_by.is_empty(),
+                "{}: window rule",
+                info.name
+            );
+        }
         assert!(
             !info.template_purposes.is_empty(),
             "{}: outside the window it needs templates",

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use switchboard::runtime::bindings::types::SendError;
+use switchboard_contract::model::SendError;
 use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::kakaotalk::{
     alimtalk, brand_message, serve_webhooks, set_korean_time,
@@ -35,9 +35,9 @@ parameters = { name = "{{name}}", orderNo = "{{order_no}}" }
 "#;
 
 fn line<'a>(
-    report: &'a switchboard::activation::RunReport,
+    report: &'a switchboard_delivery::activation::RunReport,
     profile: &str,
-) -> &'a switchboard::activation::ResultLine {
+) -> &'a switchboard_delivery::activation::ResultLine {
     report
         .lines
         .iter()
@@ -269,7 +269,10 @@ async fn the_platforms_night_ban_defers_brand_messages_until_morning_and_alimtal
     let sent = kakao.messages_to("+821012340201").unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].content, "(광고) 오늘 밤만 특가");
-    assert_eq!(receipt.platform_message_id, sent[0].platform_message_id());
+    assert_eq!(
+        receipt.platform_message_id,
+        Some(sent[0].platform_message_id())
+    );
     // A retry of the same request within 10 minutes is recognised.
     let again = adapter.send(&[message]).await.unwrap();
     assert!(again[0].as_ref().is_ok_and(|r| r.duplicate), "{again:?}");

@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use switchboard::store::SendRecord;
 use switchboard_e2e::Harness;
 use switchboard_simulator::{RcsConfig, SimulatorConfig};
+use switchboard_store::SendRecord;
 
 const CAMPAIGN: &str = r#"
 name = "rcs-winback"
@@ -218,7 +218,7 @@ async fn a_send_left_in_flight_is_resent_with_the_same_message_id_and_deduplicat
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_not_delivered_before_its_ttl_is_revoked_and_marked_failed() {
+async fn a_message_not_delivered_before_its_ttl_is_revoked_and_marked_expired() {
     let (harness, _base) = served(SimulatorConfig::default()).await;
     let rcs = harness.simulator.rcs();
     rcs.set_online("+4915112353002", false).expect("phone");
@@ -249,7 +249,7 @@ async fn a_message_not_delivered_before_its_ttl_is_revoked_and_marked_failed() {
     let settled = wait_for_sends(&harness, "rcs-otp", |sends| {
         sends
             .iter()
-            .any(|s| s.delivery_state.as_deref() == Some("failed"))
+            .any(|s| s.delivery_state.as_deref() == Some("expired"))
             && sends
                 .iter()
                 .any(|s| s.delivery_state.as_deref() == Some("read"))
@@ -261,7 +261,7 @@ async fn a_message_not_delivered_before_its_ttl_is_revoked_and_marked_failed() {
         .expect("t2 send");
     assert_eq!(
         revoked.delivery_state.as_deref(),
-        Some("failed"),
+        Some("expired"),
         "{settled:?}"
     );
     assert!(

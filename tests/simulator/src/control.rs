@@ -1,7 +1,8 @@
 //! The `/_sim` control API: what tests, benchmarks and `make demo` use to
 //! steer the simulator from outside the process.
 //!
-//! Shared routes live here (`/_sim/health`, `/_sim/faults`, `/_sim/clock`);
+//! Shared routes live here (`/_sim/health`, `/_sim/faults`,
+//! `/_sim/faults/stats`, `/_sim/clock`);
 //! each platform contributes its own sub-router (`/_sim/whatsapp/...`). The
 //! full list is in the crate documentation. Errors are JSON:
 //! `{"error":"…"}` with a 4xx/5xx status.
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
-use crate::faults::{FaultConfig, Faults};
+use crate::faults::{FaultConfig, FaultStats, Faults};
 use crate::webhook_sender::WebhookError;
 use crate::whatsapp::ControlError;
 
@@ -95,6 +96,7 @@ pub(crate) fn router(
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/faults", get(get_faults).put(put_faults))
+        .route("/faults/stats", get(fault_stats).delete(clear_fault_stats))
         .route("/clock", get(get_clock).put(put_clock))
         .route("/clock/advance", post(advance_clock))
         .with_state(shared);
@@ -122,6 +124,15 @@ async fn put_faults(
         .set(config)
         .map_err(|e| ControlFailure::bad_request(e.to_string()))?;
     Ok(Json(shared.faults.get()))
+}
+
+async fn fault_stats(State(shared): State<Shared>) -> Json<FaultStats> {
+    Json(shared.faults.stats())
+}
+
+async fn clear_fault_stats(State(shared): State<Shared>) -> Json<FaultStats> {
+    shared.faults.clear_stats();
+    Json(shared.faults.stats())
 }
 
 fn clock_json(clock: &Clock) -> Json<Value> {

@@ -76,12 +76,14 @@
 //! | Route | Body | Does |
 //! |---|---|---|
 //! | `GET /_sim/health` | | `{"status":"ok"}` |
-//! | `GET` / `PUT /_sim/faults` | `{"error_rate":0.0..1.0,"latency_ms":N}` | fault injection on platform APIs |
+//! | `GET` / `PUT /_sim/faults` | `{"error_rate":0.0..1.0,"latency_ms":N,"reset_after_accept_rate":0.0..1.0,"slow_response_ms":N}` (a `PUT` replaces the whole configuration; missing fields are 0) | fault injection on platform APIs, see [Fault injection](crate#fault-injection); a rate outside 0.0–1.0 is a 400 |
+//! | `GET` / `DELETE /_sim/faults/stats` | | what was injected on all platforms: `errors_injected`, `reset_after_accept`, `slow_responses` / zero them |
 //! | `GET` / `PUT /_sim/clock` | `{"offset_secs":N}` | simulated clock (`now_unix`, `offset_secs`) |
 //! | `POST /_sim/clock/advance` | `{"seconds":N}` | move the clock (expire windows) |
 //! | `GET /_sim/whatsapp/messages[?to=wa_id]` | | accepted messages: `wamid`, `to`, `wa_id`, `type`, `template_name`, `template_language`, `template_category`, `parameters`, `text`, `callback_data`, `received_at`, `received_at_ms` |
 //! | `DELETE /_sim/whatsapp/messages` | | forget accepted messages |
-//! | `GET /_sim/whatsapp/stats` | | `accepted`, `rejected` (by code), `rejected_total`, `rate_limited`, `statuses_posted`, `inbound_posted`, `preferences_posted`, `webhook_failures`, `webhook_retries`, `webhook_dropped`, `webhook_pending` |
+//! | `GET /_sim/{platform}/recipients` (every platform) | | `{"<recipient>": N}`: distinct accepted messages per recipient (WhatsApp `wa_id`, LINE user id, KakaoTalk national number, WeChat OpenID, RCS E.164); a multicast / AlimTalk request counts once per recipient, a replay the platform refused (LINE 409, NHN -1005, RCS 409) not at all |
+//! | `GET /_sim/whatsapp/stats` | | `accepted`, `reset_after_accept`, `rejected` (by code), `rejected_total`, `rate_limited`, `statuses_posted`, `inbound_posted`, `preferences_posted`, `webhook_failures`, `webhook_retries`, `webhook_dropped`, `webhook_pending` |
 //! | `POST /_sim/whatsapp/inbound` | `{"from":"4915112345678","text":"hi","name"?:"…","at_unix"?:N}` | open the window and post a signed inbound webhook; 200 `{"wamid",…}`, 409 if no webhook URL, 502 if the host did not accept it |
 //! | `POST /_sim/whatsapp/window` | `{"wa_id":"…","at_unix"?:N}` | set the user's last-message time silently (default now; 25 h ago = closed) |
 //! | `GET` / `DELETE /_sim/whatsapp/window/{wa_id}` | | window state / forget the user wrote in |
@@ -91,10 +93,28 @@
 //! | `PUT /_sim/whatsapp/statuses` | `{"enabled"?:bool,"delay_ms"?:N}` | status webhooks on/off, delay |
 //! | `GET` / `POST /_sim/whatsapp/templates` | `{"name","language","category":"MARKETING"\|"UTILITY"\|"AUTHENTICATION","body_params":N,"header_params"?:N,"body_text":"Hi {{1}}"}` | list / add approved templates |
 //! | `POST /_sim/whatsapp/reset` | | clear messages, counters, windows, opt-outs |
+//!
+//! ## Fault injection
+//!
+//! One configuration ([`FaultConfig`], `PUT /_sim/faults`,
+//! [`SimulatorHandle::set_faults`]) for all five platforms; details in
+//! [`faults`].
+//!
+//! | Field | Applies to | Does |
+//! |---|---|---|
+//! | `latency_ms` | every platform API request | waits before processing |
+//! | `error_rate` | every platform API request | fails that fraction with the platform's server error, before processing |
+//! | `reset_after_accept_rate` | accepted send requests | processes and records that fraction as a normal success (statuses scheduled, LINE retry key / NHN idempotency key / RCS `messageId` remembered), then resets the TCP connection without a status line: the client's `send()` fails, it never sees a response. Counted in each platform's stats (`reset_after_accept`) and in `/_sim/faults/stats` |
+//! | `slow_response_ms` | every send request | processes (and records) it first, then waits before answering: a client timeout fires after the platform acted |
+//!
+//! Tests can find duplicates with each platform's `recipient_counts()`
+//! (e.g. [`WhatsAppControl::recipient_counts`]) or, for all platforms at
+//! once, [`SimulatorHandle::duplicates`].
 
 #![warn(missing_docs)]
 
 pub mod clock;
+mod connection;
 pub mod control;
 pub mod faults;
 pub mod host_config;
@@ -111,6 +131,7 @@ pub mod wechat;
 /// The platforms this simulator serves, by channel name.
 pub const PLATFORMS: &[&str] = &["whatsapp", "line", "kakaotalk", "wechat", "rcs"];
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -123,7 +144,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use clock::Clock;
-pub use faults::FaultConfig;
+pub use faults::{FaultConfig, FaultError, FaultStats};
 pub use webhook_sender::WebhookError;
 pub use whatsapp::{
     AcceptedMessage, ControlError, InboundMessage, MarketingPreference, Template, TemplateCategory,
@@ -216,19 +237,26 @@ impl Simulator {
                     ],
                 ),
             )
-            .fallback(not_found);
+            .fallback(not_found)
+            // Turns a send handler's `connection::reset_reply()` into a
+            // connection reset (`reset_after_accept_rate`).
+            .layer(axum::middleware::from_fn(connection::reset_layer));
 
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        let listener = connection::ResettableListener::new(listener);
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<connection::ConnectionHandle>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+            })
+            .await
         });
         tracing::info!(%local_addr, "simulator listening");
 
@@ -325,9 +353,42 @@ impl SimulatorHandle {
         self.faults.get()
     }
 
-    /// Sets fault injection on every platform API.
-    pub fn set_faults(&self, config: FaultConfig) -> Result<(), faults::FaultError> {
+    /// Sets fault injection on every platform API (all of [`FaultConfig`]:
+    /// `error_rate`, `latency_ms`, `reset_after_accept_rate`,
+    /// `slow_response_ms`). A rate outside 0.0..=1.0 (or NaN) is refused
+    /// and the previous configuration kept.
+    pub fn set_faults(&self, config: FaultConfig) -> Result<(), FaultError> {
         self.faults.set(config)
+    }
+
+    /// What the shared fault injection did so far, on all platforms
+    /// (`GET /_sim/faults/stats`).
+    pub fn fault_stats(&self) -> FaultStats {
+        self.faults.stats()
+    }
+
+    /// Resets the counters of [`SimulatorHandle::fault_stats`] to zero.
+    pub fn clear_fault_stats(&self) {
+        self.faults.clear_stats();
+    }
+
+    /// Per platform (every name in [`PLATFORMS`], zeros included), how many
+    /// recipients got more than one distinct accepted message, from each
+    /// platform's `recipient_counts()` (`GET /_sim/<platform>/recipients`).
+    /// Idempotent replays the platform refused (LINE 409, NHN -1005, RCS
+    /// 409) are not messages; forgetting a platform's messages
+    /// (`clear_messages`, `reset`) forgets its counts.
+    pub fn duplicates(&self) -> BTreeMap<String, u64> {
+        [
+            ("whatsapp", self.whatsapp.recipient_counts()),
+            ("line", self.line.recipient_counts()),
+            ("kakaotalk", self.kakaotalk.recipient_counts()),
+            ("wechat", self.wechat.recipient_counts()),
+            ("rcs", self.rcs.recipient_counts()),
+        ]
+        .into_iter()
+        .map(|(platform, counts)| (platform.to_owned(), recorder::duplicates(&counts)))
+        .collect()
     }
 
     /// Stops serving: finishes in-flight requests, stops the webhook

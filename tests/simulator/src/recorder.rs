@@ -2,9 +2,12 @@
 //!
 //! Every platform keeps a [`Recorder`] of the messages it accepted (so tests
 //! and the demo can ask "what was sent?") and a [`RejectionCounter`] of the
-//! error codes it answered with.
+//! error codes it answered with. [`recipient_counts`] turns what a
+//! platform recorded into "how many distinct messages did each recipient
+//! get", the basis of duplicate detection in tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::Hash;
 use std::sync::Mutex;
 
 /// An append-only, thread-safe list of accepted items.
@@ -61,9 +64,45 @@ impl<T: Clone> Recorder<T> {
         self.lock().clear();
     }
 
+    /// Per recipient, how many distinct accepted messages they got: see
+    /// [`recipient_counts`]. `key` gives each item's recipient and the id
+    /// of the message (or request) it belongs to.
+    pub fn recipient_counts<K: Eq + Hash>(
+        &self,
+        key: impl Fn(&T) -> (String, K),
+    ) -> BTreeMap<String, u64> {
+        recipient_counts(self.lock().iter().map(key))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
         self.items.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Per recipient, the number of distinct accepted messages to them, from
+/// `(recipient, message id)` pairs; a pair seen again is counted once.
+///
+/// Platforms that record one item per recipient *and* message object of a
+/// request (LINE, KakaoTalk) pass the request id, so that each recipient
+/// counts once per accepted request; a replay the platform refused (LINE
+/// 409, NHN -1005, RCS 409) was never recorded, so it never counts. This
+/// is what `GET /_sim/<platform>/recipients` answers.
+pub fn recipient_counts<K: Eq + Hash>(
+    pairs: impl IntoIterator<Item = (String, K)>,
+) -> BTreeMap<String, u64> {
+    let mut seen = HashSet::new();
+    let mut counts = BTreeMap::new();
+    for (recipient, id) in pairs {
+        if seen.insert((recipient.clone(), id)) {
+            *counts.entry(recipient).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// How many recipients in `counts` got more than one message.
+pub fn duplicates(counts: &BTreeMap<String, u64>) -> u64 {
+    counts.values().filter(|&&count| count > 1).count() as u64
 }
 
 /// Counts rejected requests by platform error code.
@@ -128,5 +167,24 @@ mod tests {
         rejections.record(190);
         assert_eq!(rejections.count(130429), 2);
         assert_eq!(rejections.total(), 3);
+    }
+
+    #[test]
+    fn counts_distinct_messages_per_recipient() {
+        // (recipient, request id): a multicast to a and b, a second
+        // message object of the same request to a, then another request
+        // to a.
+        let recorder = Recorder::new();
+        for (to, request) in [("a", 1), ("b", 1), ("a", 1), ("a", 2)] {
+            recorder.push((to.to_owned(), request));
+        }
+        let counts = recorder.recipient_counts(|(to, request)| (to.clone(), *request));
+        assert_eq!(
+            counts,
+            BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)])
+        );
+        assert_eq!(duplicates(&counts), 1);
+        assert_eq!(duplicates(&BTreeMap::new()), 0);
+        assert!(recipient_counts(Vec::<(String, u8)>::new()).is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! KakaoTalk (NHN Cloud Bizmessage) in the cross-crate tests.
 
 use futures::FutureExt as _;
-use switchboard::runtime::bindings::types::{
+use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
 use switchboard_simulator::kakaotalk::{codes, kst};

@@ -1,7 +1,7 @@
 //! LINE in the cross-crate tests.
 
 use futures::FutureExt as _;
-use switchboard::runtime::bindings::types::{Content, OutboundMessage, Purpose};
+use switchboard_contract::model::{Content, OutboundMessage, Purpose};
 use switchboard_simulator::line::line_signature;
 use switchboard_simulator::{FaultConfig, SimulatorConfig, SimulatorHandle};
 
@@ -101,6 +101,7 @@ async fn outcome_classes(harness: &Harness) -> Vec<(&'static str, String)> {
         .set_faults(FaultConfig {
             error_rate: 1.0,
             latency_ms: 0,
+            ..FaultConfig::default()
         })
         .expect("faults");
     seen.push(("transient", send(text(&user_id(3), "Hi Chen")).await));

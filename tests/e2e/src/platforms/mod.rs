@@ -10,7 +10,7 @@ pub mod wechat;
 pub mod whatsapp;
 
 use futures::future::BoxFuture;
-use switchboard::runtime::bindings::types::{Receipt, SendError};
+use switchboard_contract::model::{Receipt, SendError};
 use switchboard_simulator::SimulatorHandle;
 
 use crate::Harness;

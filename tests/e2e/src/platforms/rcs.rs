@@ -1,7 +1,7 @@
 //! Google RCS Business Messaging in the cross-crate tests.
 
 use futures::FutureExt as _;
-use switchboard::runtime::bindings::types::{Content, OutboundMessage, Purpose};
+use switchboard_contract::model::{Content, OutboundMessage, Purpose};
 use switchboard_simulator::{FaultConfig, SimulatorHandle};
 
 use super::{Platform, class_of};
@@ -116,6 +116,7 @@ async fn outcome_classes(harness: &Harness) -> Vec<(&'static str, String)> {
         .set_faults(FaultConfig {
             error_rate: 1.0,
             latency_ms: 0,
+            ..FaultConfig::default()
         })
         .expect("faults");
     seen.push(("transient", send(text("+4915112349004", "transient")).await));
@@ -124,6 +125,7 @@ async fn outcome_classes(harness: &Harness) -> Vec<(&'static str, String)> {
         .set_faults(FaultConfig {
             error_rate: 0.0,
             latency_ms: 0,
+            ..FaultConfig::default()
         })
         .expect("faults");
 

@@ -1,7 +1,7 @@
 //! WeChat Official Accounts in the cross-crate tests.
 
 use futures::FutureExt as _;
-use switchboard::runtime::bindings::types::{
+use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
 use switchboard_simulator::wechat::{ORDER_TEMPLATE_ID, crypto, openid_for};
@@ -177,6 +177,7 @@ async fn outcome_classes(harness: &Harness) -> Vec<(&'static str, String)> {
         .set_faults(FaultConfig {
             error_rate: 1.0,
             latency_ms: 0,
+            ..FaultConfig::default()
         })
         .expect("faults");
     seen.push((

@@ -1,7 +1,7 @@
 //! WhatsApp in the cross-crate tests.
 
 use futures::FutureExt as _;
-use switchboard::runtime::bindings::types::{
+use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
 use switchboard_simulator::{FaultConfig, MarketingPreference, SimulatorConfig, SimulatorHandle};
@@ -106,6 +106,7 @@ async fn outcome_classes(harness: &Harness) -> Vec<(&'static str, String)> {
         .set_faults(FaultConfig {
             error_rate: 1.0,
             latency_ms: 0,
+            ..FaultConfig::default()
         })
         .expect("faults");
     seen.push((
@@ -117,6 +118,7 @@ async fn outcome_classes(harness: &Harness) -> Vec<(&'static str, String)> {
         .set_faults(FaultConfig {
             error_rate: 0.0,
             latency_ms: 0,
+            ..FaultConfig::default()
         })
         .expect("faults");
 

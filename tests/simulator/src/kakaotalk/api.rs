@@ -90,8 +90,8 @@ async fn send(
     body: Bytes,
     kind: MessageKind,
 ) -> Response {
-    match handle(&state, &app_key, &headers, &body, kind).await {
-        Ok(reply) => Json(reply).into_response(),
+    let (accepted, reply) = match handle(&state, &app_key, &headers, &body, kind).await {
+        Ok((reply, accepted)) => (accepted, Json(reply).into_response()),
         Err(error) => {
             state.rejections.record(error.code);
             match error.code {
@@ -104,9 +104,13 @@ async fn send(
                 _ => {}
             }
             tracing::debug!(code = error.code, message = %error.message, "kakaotalk: rejected");
-            error.into_response()
+            (false, error.into_response())
         }
-    }
+    };
+    state
+        .faults
+        .finish_send(accepted, &state.reset_after_accept, reply)
+        .await
 }
 
 async fn retired_friendtalk(
@@ -162,7 +166,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &[u8],
     kind: MessageKind,
-) -> Result<Value, NhnError> {
+) -> Result<(Value, bool), NhnError> {
     authenticate(state, app_key, headers)?;
     if state.take_forced_failure() || state.faults.apply().await {
         return Err(NhnError::system_error());
@@ -283,13 +287,13 @@ async fn handle(
     });
     webhooks::schedule_results(state, delivered);
 
-    let (code, message, successful) = if accepted > 0 {
-        (codes::SUCCESS, "SUCCESS", true)
+    let successful = accepted > 0;
+    let (code, message) = if successful {
+        (codes::SUCCESS, "SUCCESS")
     } else {
         (
             codes::ALL_RECIPIENTS_FAILED,
             "All of receivers are failed to send.",
-            false,
         )
     };
     let mut message_body = json!({"requestId": request_id, "sendResults": results});
@@ -300,7 +304,7 @@ async fn handle(
     if let Some(object) = reply.as_object_mut() {
         object.insert("message".into(), message_body);
     }
-    Ok(reply)
+    Ok((reply, successful))
 }
 
 /// AlimTalk: template checks, then each recipient.

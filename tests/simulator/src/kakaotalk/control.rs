@@ -1,5 +1,6 @@
 //! `/_sim/kakaotalk/...`: the control routes of the KakaoTalk simulator.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub(super) fn router(state: Arc<KakaoTalkState>) -> Router {
         .route("/webhook", get(get_webhook).put(put_webhook))
         .route("/results", put(put_results))
         .route("/rate", get(get_rate).put(put_rate))
-        .route("/recipients", post(set_recipient))
+        .route("/recipients", get(recipient_counts).post(set_recipient))
         .route("/recipients/{number}", delete(clear_recipient))
         .route("/delivery-failures", post(set_delivery_failure))
         .route(
@@ -87,6 +88,10 @@ async fn list_requests(State(state): State<Arc<KakaoTalkState>>) -> Json<Vec<Kak
 
 async fn stats(State(state): State<Arc<KakaoTalkState>>) -> Json<KakaoStats> {
     Json(control(&state).stats())
+}
+
+async fn recipient_counts(State(state): State<Arc<KakaoTalkState>>) -> Json<BTreeMap<String, u64>> {
+    Json(control(&state).recipient_counts())
 }
 
 #[derive(Deserialize)]

@@ -46,7 +46,9 @@
 //! failure set with [`KakaoTalkControl::set_delivery_failure`].
 //!
 //! Control routes under `/_sim/kakaotalk`: `GET|DELETE /messages[?recipient_no=]`,
-//! `GET /requests`, `GET /stats`, `GET|PUT /webhook {"url"}`,
+//! `GET /requests`, `GET /stats`, `GET /recipients` (`{"01012345678": N}`:
+//! distinct accepted requests per number, [`KakaoTalkControl::recipient_counts`]),
+//! `GET|PUT /webhook {"url"}`,
 //! `PUT /results {"enabled"?,"delay_ms"?}`, `GET|PUT /rate {"requests_per_second"}`,
 //! `POST /recipients {"recipient_no","result_code"}`, `DELETE /recipients/{no}`,
 //! `POST /delivery-failures {"recipient_no","result_code"}`,
@@ -245,6 +247,9 @@ pub struct KakaoStats {
     pub rate_limited: u64,
     /// Requests answered -1005.
     pub duplicates: u64,
+    /// Accepted requests answered by resetting the connection
+    /// (`reset_after_accept_rate` in `/_sim/faults`): no response at all.
+    pub reset_after_accept: u64,
     /// Delivery results posted in webhooks the host accepted.
     pub results_posted: u64,
     /// Webhook posts that failed after all retries.
@@ -302,6 +307,7 @@ pub struct KakaoTalkState {
     duplicates: AtomicU64,
     rate_limited: AtomicU64,
     results_posted: AtomicU64,
+    reset_after_accept: AtomicU64,
     sender: WebhookSender,
     clock: Arc<Clock>,
     faults: Arc<Faults>,
@@ -340,6 +346,7 @@ impl KakaoTalkState {
             duplicates: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             results_posted: AtomicU64::new(0),
+            reset_after_accept: AtomicU64::new(0),
             sender,
             clock,
             faults,
@@ -461,6 +468,16 @@ impl KakaoTalkControl {
     pub fn clear_messages(&self) {
         self.state.messages.clear();
         self.state.requests.clear();
+    }
+
+    /// Per national number, how many distinct accepted requests were for
+    /// it (`GET /_sim/kakaotalk/recipients`): a number listed twice in one
+    /// request counts once, and a request refused as a replay of its
+    /// idempotency key (-1005) is not counted.
+    pub fn recipient_counts(&self) -> BTreeMap<String, u64> {
+        self.state
+            .messages
+            .recipient_counts(|m| (m.recipient_no.clone(), m.request_id.clone()))
     }
 
     /// Every processed request, oldest first.
@@ -622,6 +639,7 @@ impl KakaoTalkControl {
             rejected_total: s.rejections.total(),
             rate_limited: s.rate_limited.load(Ordering::Relaxed),
             duplicates: s.duplicates.load(Ordering::Relaxed),
+            reset_after_accept: s.reset_after_accept.load(Ordering::Relaxed),
             results_posted: s.results_posted.load(Ordering::Relaxed),
             webhook_failures: sender.failures,
             webhook_retries: sender.retries,
@@ -648,6 +666,7 @@ impl KakaoTalkControl {
         s.duplicates.store(0, Ordering::Relaxed);
         s.rate_limited.store(0, Ordering::Relaxed);
         s.results_posted.store(0, Ordering::Relaxed);
+        s.reset_after_accept.store(0, Ordering::Relaxed);
         s.fail_next.store(0, Ordering::Relaxed);
         s.sender.reset_stats();
         lock(&s.recipient_results).clear();

@@ -649,3 +649,84 @@ fn numbers_normalise() {
     assert!(is_korean_mobile("0161234567"));
     assert!(!is_korean_mobile("0101234567"));
 }
+
+#[tokio::test]
+async fn reset_after_accept_keeps_the_idempotency_key_and_counts_recipients_once() {
+    let (sim, client) = start().await;
+    let kakao = sim.kakaotalk();
+    sim.set_faults(crate::FaultConfig {
+        reset_after_accept_rate: 1.0,
+        ..crate::FaultConfig::default()
+    })
+    .expect("faults");
+    // One AlimTalk request to two numbers, one of them listed twice.
+    let body = order_shipped(json!([
+        shipped_to("01012340001"),
+        shipped_to("01012340002"),
+        shipped_to("01012340001"),
+    ]));
+    let target = url(&sim, ALIMTALK);
+    let lost = client
+        .post(&target)
+        .header("X-Secret-Key", DEFAULT_SECRET_KEY)
+        .header("X-NC-API-IDEMPOTENCY-KEY", "idem-reset")
+        .json(&body)
+        .send()
+        .await;
+    let error = lost.expect_err("no response after acceptance");
+    assert!(error.status().is_none() && error.is_request(), "{error}");
+    assert_eq!(kakao.messages().len(), 3, "every recipient was accepted");
+    assert_eq!(kakao.stats().reset_after_accept, 1);
+
+    // The client's retry is refused as a replay (answered: not accepted).
+    let again = post_json(
+        &client,
+        &target,
+        Some(DEFAULT_SECRET_KEY),
+        Some("idem-reset"),
+        &body,
+    )
+    .await;
+    assert_eq!((again.0, header_code(&again.1)), (200, -1005));
+    assert_eq!(kakao.messages().len(), 3);
+    let counts = kakao.recipient_counts();
+    assert_eq!(
+        counts,
+        BTreeMap::from([("01012340001".to_owned(), 1), ("01012340002".to_owned(), 1)])
+    );
+    let over_http: Value = client
+        .get(format!("{}/_sim/kakaotalk/recipients", sim.base_url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(over_http, json!({"01012340001": 1, "01012340002": 1}));
+
+    // A request with no recipient accepted (-1031) is answered, not reset.
+    let refused = send(
+        &client,
+        &sim,
+        ALIMTALK,
+        &order_shipped(json!([{"recipientNo": "01012340003"}])),
+    )
+    .await;
+    assert_eq!((refused.0, header_code(&refused.1)), (200, -1031));
+
+    sim.set_faults(crate::FaultConfig::default())
+        .expect("faults");
+    let second = send(
+        &client,
+        &sim,
+        ALIMTALK,
+        &order_shipped(json!([shipped_to("01012340002")])),
+    )
+    .await;
+    assert_eq!(header_code(&second.1), 0);
+    assert_eq!(kakao.recipient_counts()["01012340002"], 2);
+    assert_eq!(sim.duplicates()["kakaotalk"], 1);
+    kakao.reset();
+    assert_eq!(kakao.stats().reset_after_accept, 0);
+    assert!(kakao.recipient_counts().is_empty());
+}

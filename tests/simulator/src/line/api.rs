@@ -81,6 +81,7 @@ async fn send(
         &mut recipients,
     )
     .await;
+    let accepted = matches!(answer, Answer::Accepted(_));
     let (status, error, response) = match answer {
         Answer::Accepted(body) => (StatusCode::OK, None, Json(body).into_response()),
         Answer::Duplicate {
@@ -118,7 +119,11 @@ async fn send(
         error,
         received_at_ms,
     });
-    with_request_id(response, &request_id)
+    let response = with_request_id(response, &request_id);
+    state
+        .faults
+        .finish_send(accepted, &state.reset_after_accept, response)
+        .await
 }
 
 fn with_request_id(mut response: Response, request_id: &str) -> Response {

@@ -1,5 +1,6 @@
 //! `/_sim/line/...`: the control routes of the LINE simulator.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -38,6 +39,7 @@ pub(super) fn router(state: Arc<LineState>) -> Router {
         .route("/messages", get(list_messages).delete(clear_messages))
         .route("/requests", get(list_requests))
         .route("/stats", get(stats))
+        .route("/recipients", get(recipient_counts))
         .route("/follow", post(follow))
         .route("/unfollow", post(unfollow))
         .route("/inbound", post(inbound))
@@ -82,6 +84,10 @@ async fn list_requests(State(state): State<Arc<LineState>>) -> Json<Vec<LineRequ
 
 async fn stats(State(state): State<Arc<LineState>>) -> Json<LineStats> {
     Json(control(&state).stats())
+}
+
+async fn recipient_counts(State(state): State<Arc<LineState>>) -> Json<BTreeMap<String, u64>> {
+    Json(control(&state).recipient_counts())
 }
 
 #[derive(Deserialize)]

@@ -26,7 +26,10 @@
 //! per-message receipts: the sender never learns). A fault injected with
 //! `after_accept` records the message, remembers the retry key, and then
 //! answers 500: a lost reply, which a retry with the same key turns into a
-//! 409. Every request, accepted or not, is kept as a [`LineRequest`].
+//! 409. The shared `reset_after_accept_rate` fault (`/_sim/faults`) does
+//! the same but resets the connection instead of answering (the request is
+//! kept with status 200, and counted in `reset_after_accept`). Every
+//! request, accepted or not, is kept as a [`LineRequest`].
 //!
 //! ## Webhooks
 //!
@@ -44,6 +47,7 @@
 //! | `GET /messages[?to=U…]`, `DELETE /messages` | | accepted messages ([`LineMessage`]) / forget them |
 //! | `GET /requests` | | every API request with its status ([`LineRequest`]) |
 //! | `GET /stats` | | [`LineStats`] |
+//! | `GET /recipients` | | `{"U…": N}`: distinct accepted requests per recipient ([`LineControl::recipient_counts`]) |
 //! | `POST /follow`, `POST /unfollow` | `{"user_id"}` | (un)block the account for the user and post the event |
 //! | `POST /inbound` | `{"user_id","text"}` | post a text `message` event |
 //! | `POST /redeliver` | `{"webhook_event_id"}` | post an earlier event again as a redelivery |
@@ -217,6 +221,9 @@ pub struct LineStats {
     pub duplicates: u64,
     /// Injected 500s (before or after acceptance).
     pub faults: u64,
+    /// Accepted requests answered by resetting the connection
+    /// (`reset_after_accept_rate` in `/_sim/faults`): no response at all.
+    pub reset_after_accept: u64,
     /// Messages counted against the quota this month.
     pub quota_used: u64,
     /// The monthly quota.
@@ -296,6 +303,7 @@ pub struct LineState {
     quota_exceeded: AtomicU64,
     duplicates: AtomicU64,
     faults_injected: AtomicU64,
+    reset_after_accept: AtomicU64,
     sender: WebhookSender,
     clock: Arc<Clock>,
     faults: Arc<Faults>,
@@ -347,6 +355,7 @@ impl LineState {
             quota_exceeded: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             faults_injected: AtomicU64::new(0),
+            reset_after_accept: AtomicU64::new(0),
             sender,
             clock,
             faults,
@@ -455,6 +464,17 @@ impl LineControl {
         self.state.messages.clear();
     }
 
+    /// Per recipient user id, how many distinct accepted requests (push or
+    /// multicast) were for them (`GET /_sim/line/recipients`): several
+    /// message objects in one request count once, and a replay answered
+    /// 409 is not counted. Blocked users' messages count (LINE accepted
+    /// them).
+    pub fn recipient_counts(&self) -> BTreeMap<String, u64> {
+        self.state
+            .messages
+            .recipient_counts(|m| (m.to.clone(), m.request_id.clone()))
+    }
+
     /// Every request to a sending endpoint, accepted or not, oldest first.
     pub fn requests(&self) -> Vec<LineRequest> {
         self.state.requests.snapshot()
@@ -476,6 +496,7 @@ impl LineControl {
             quota_exceeded: s.quota_exceeded.load(Ordering::Relaxed),
             duplicates: s.duplicates.load(Ordering::Relaxed),
             faults: s.faults_injected.load(Ordering::Relaxed),
+            reset_after_accept: s.reset_after_accept.load(Ordering::Relaxed),
             quota_used: s.quota_used.load(Ordering::Relaxed),
             monthly_quota: s.monthly_quota.load(Ordering::Relaxed),
             webhooks_posted: sender.posted,
@@ -623,6 +644,7 @@ impl LineControl {
             &s.quota_exceeded,
             &s.duplicates,
             &s.faults_injected,
+            &s.reset_after_accept,
             &s.quota_used,
         ] {
             counter.store(0, Ordering::Relaxed);

@@ -355,6 +355,7 @@ async fn shared_faults_answer_500() {
     sim.set_faults(FaultConfig {
         error_rate: 1.0,
         latency_ms: 0,
+        ..FaultConfig::default()
     })
     .expect("faults");
     let failed = push(&sim, ANA, Some(KEY_1)).await;

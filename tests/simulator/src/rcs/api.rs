@@ -166,10 +166,14 @@ async fn send_message(
     body: Bytes,
 ) -> Response {
     let query = form_pairs(query.as_deref().unwrap_or(""));
-    match accept(&state, &phone, &query, &headers, &body).await {
-        Ok(reply) => Json(reply).into_response(),
-        Err(error) => reject(&state, error),
-    }
+    let (accepted, reply) = match accept(&state, &phone, &query, &headers, &body).await {
+        Ok(reply) => (true, Json(reply).into_response()),
+        Err(error) => (false, reject(&state, error)),
+    };
+    state
+        .faults
+        .finish_send(accepted, &state.reset_after_accept, reply)
+        .await
 }
 
 async fn accept(

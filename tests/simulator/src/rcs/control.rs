@@ -1,6 +1,7 @@
 //! `/_sim/rcs/...`: the control routes of the RBM simulator (listed in the
 //! module documentation).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub(super) fn router(state: Arc<RcsState>) -> Router {
     Router::new()
         .route("/messages", get(list_messages).delete(clear_messages))
         .route("/stats", get(stats))
+        .route("/recipients", get(recipient_counts))
         .route("/webhook", get(get_webhook).put(put_webhook))
         .route("/webhook/verify", post(verify_webhook))
         .route("/inbound", post(inbound))
@@ -76,6 +78,10 @@ async fn clear_messages(State(state): State<Arc<RcsState>>) -> Json<Value> {
 
 async fn stats(State(state): State<Arc<RcsState>>) -> Json<RcsStats> {
     Json(control(&state).stats())
+}
+
+async fn recipient_counts(State(state): State<Arc<RcsState>>) -> Json<BTreeMap<String, u64>> {
+    Json(control(&state).recipient_counts())
 }
 
 #[derive(Deserialize)]

@@ -45,6 +45,7 @@
 //! |---|---|---|
 //! | `GET` / `DELETE /messages[?to=+E164]` | | accepted messages (`message_id`, `phone`, `text`, `traffic_type`, `expire_at_ms`, `received_at_ms`, `state`) / forget them |
 //! | `GET /stats` | | counters ([`RcsStats`]) |
+//! | `GET /recipients` | | `{"+E164": N}`: accepted messages per phone ([`RcsControl::recipient_counts`]) |
 //! | `GET` / `PUT /webhook` | `{"url":…\|null}` | where webhooks go |
 //! | `POST /webhook/verify` | | run the setup handshake against the webhook |
 //! | `POST /inbound` | `{"from":"+E164","text":"…"}` | post a signed inbound text message |
@@ -66,7 +67,7 @@ mod tests;
 pub mod validate;
 mod webhooks;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -190,13 +191,16 @@ pub struct RcsStats {
     /// Messages accepted with 200.
     pub accepted: u64,
     /// API requests rejected, by HTTP status (409 duplicates included).
-    pub rejected: std::collections::BTreeMap<i64, u64>,
+    pub rejected: BTreeMap<i64, u64>,
     /// Requests rejected with 401.
     pub unauthenticated: u64,
     /// Requests rejected with 429.
     pub rate_limited: u64,
     /// Sends answered 409 `ALREADY_EXISTS`.
     pub duplicates: u64,
+    /// Accepted messages answered by resetting the connection
+    /// (`reset_after_accept_rate` in `/_sim/faults`): no response at all.
+    pub reset_after_accept: u64,
     /// `DELIVERED` / `READ` webhooks the host accepted.
     pub statuses_posted: u64,
     /// `TTL_EXPIRATION_REVOKED` webhooks the host accepted.
@@ -259,6 +263,7 @@ pub struct RcsState {
     token_refusals: AtomicU64,
     capability_checks: AtomicU64,
     accepted: AtomicU64,
+    reset_after_accept: AtomicU64,
     statuses_posted: AtomicU64,
     revocations_posted: AtomicU64,
     inbound_posted: AtomicU64,
@@ -318,6 +323,7 @@ impl RcsState {
             token_refusals: AtomicU64::new(0),
             capability_checks: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            reset_after_accept: AtomicU64::new(0),
             statuses_posted: AtomicU64::new(0),
             revocations_posted: AtomicU64::new(0),
             inbound_posted: AtomicU64::new(0),
@@ -449,6 +455,17 @@ impl RcsControl {
         lock(&self.state.messages).clear();
     }
 
+    /// Per phone (E.164), how many messages were accepted for it
+    /// (`GET /_sim/rcs/recipients`); a send refused because its
+    /// `messageId` was used before (409 `ALREADY_EXISTS`) is not counted.
+    pub fn recipient_counts(&self) -> BTreeMap<String, u64> {
+        crate::recorder::recipient_counts(
+            lock(&self.state.messages)
+                .iter()
+                .map(|m| (m.phone.clone(), m.message_id.clone())),
+        )
+    }
+
     /// Sets (or with `None` clears) where webhooks are posted.
     pub fn set_webhook_url(&self, url: Option<&str>) -> Result<(), RcsControlError> {
         if let Some(url) = url {
@@ -560,6 +577,7 @@ impl RcsControl {
             unauthenticated: s.rejections.count(401),
             rate_limited: s.rejections.count(429),
             duplicates: s.rejections.count(409),
+            reset_after_accept: s.reset_after_accept.load(Ordering::Relaxed),
             statuses_posted: s.statuses_posted.load(Ordering::Relaxed),
             revocations_posted: s.revocations_posted.load(Ordering::Relaxed),
             inbound_posted: s.inbound_posted.load(Ordering::Relaxed),
@@ -591,6 +609,7 @@ impl RcsControl {
             &s.token_refusals,
             &s.capability_checks,
             &s.accepted,
+            &s.reset_after_accept,
             &s.statuses_posted,
             &s.revocations_posted,
             &s.inbound_posted,

@@ -1,6 +1,7 @@
 //! The simulated RBM over real HTTP on loopback: OAuth, sends, errors,
 //! deduplication, TTL revocation, signed webhooks and the handshake.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -449,6 +450,7 @@ async fn rcs_api_errors_are_googles() {
     sim.set_faults(crate::FaultConfig {
         error_rate: 1.0,
         latency_ms: 0,
+        ..crate::FaultConfig::default()
     })
     .expect("faults");
     expect(
@@ -712,4 +714,57 @@ async fn rcs_control_routes() {
     )
     .await;
     assert_eq!(status, 401, "reset forgets tokens");
+}
+
+#[tokio::test]
+async fn reset_after_accept_keeps_the_message_id_and_spares_the_token_endpoint() {
+    let (sim, client) = start(RcsConfig::default()).await;
+    let rcs = sim.rcs();
+    sim.set_faults(crate::FaultConfig {
+        reset_after_accept_rate: 1.0,
+        ..crate::FaultConfig::default()
+    })
+    .expect("faults");
+    // Not a send request: answered.
+    let token = fetch_token(&client, &sim).await;
+    let lost = client
+        .post(format!(
+            "{}/v1/phones/{PHONE}/agentMessages?{}",
+            sim.base_url(),
+            query(ID_1)
+        ))
+        .bearer_auth(&token)
+        .json(&text("hi"))
+        .send()
+        .await;
+    let error = lost.expect_err("no response after acceptance");
+    assert!(error.status().is_none() && error.is_request(), "{error}");
+    assert_eq!(rcs.messages().len(), 1);
+    assert_eq!(rcs.stats().reset_after_accept, 1);
+
+    // The retry with the same messageId is a 409, answered.
+    let (status, body, _) = send(
+        &client,
+        &sim,
+        Some(&token),
+        PHONE,
+        &query(ID_1),
+        &text("hi"),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        rcs.recipient_counts(),
+        BTreeMap::from([(PHONE.to_owned(), 1)])
+    );
+    let over_http: Value = client
+        .get(format!("{}/_sim/rcs/recipients", sim.base_url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(over_http, json!({PHONE: 1}));
+    assert_eq!(sim.duplicates()["rcs"], 0);
 }

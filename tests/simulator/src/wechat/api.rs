@@ -40,6 +40,17 @@ fn reply(state: &WeChatState, result: Result<Value, WeChatError>) -> Response {
     }
 }
 
+/// The reply to a message API request, through the shared send faults
+/// (`slow_response_ms`, `reset_after_accept_rate`).
+async fn finish_send(state: &WeChatState, result: Result<Value, WeChatError>) -> Response {
+    let accepted = result.is_ok();
+    let response = reply(state, result);
+    state
+        .faults
+        .finish_send(accepted, &state.reset_after_accept, response)
+        .await
+}
+
 #[derive(Deserialize)]
 struct StableTokenRequest {
     #[serde(default)]
@@ -184,7 +195,7 @@ async fn custom_send(
     body: Bytes,
 ) -> Response {
     let result = accept_custom(&state, &query, &body).await;
-    reply(&state, result)
+    finish_send(&state, result).await
 }
 
 async fn accept_custom(
@@ -272,7 +283,7 @@ async fn template_send(
     body: Bytes,
 ) -> Response {
     let result = accept_template(&state, &query, &body).await;
-    reply(&state, result)
+    finish_send(&state, result).await
 }
 
 async fn accept_template(

@@ -3,7 +3,8 @@
 //! | Route | Body | Does |
 //! |---|---|---|
 //! | `GET /messages[?to=openid]`, `DELETE /messages` | | accepted messages / forget them |
-//! | `GET /stats` | | counters, including `token_requests` |
+//! | `GET /stats` | | counters, including `token_requests` and `reset_after_accept` |
+//! | `GET /recipients` | | `{"openid": N}`: accepted messages per user ([`WeChatControl::recipient_counts`]) |
 //! | `POST /inbound` | `{"openid","text","at_unix"?}` | open the 48-hour window and push the message |
 //! | `POST /follow`, `POST /unfollow` | `{"openid"}` | push `subscribe` / `unsubscribe` |
 //! | `POST /refuse` | `{"openid","refused"?:true}` | sends to the user fail with 43101 |
@@ -18,6 +19,7 @@
 //! | `POST /verify` | | verify the server URL (signed GET with `echostr`) |
 //! | `POST /reset` | | clear messages, counters, windows, users, tokens |
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -52,6 +54,7 @@ pub(super) fn router(state: Arc<WeChatState>) -> Router {
     Router::new()
         .route("/messages", get(list_messages).delete(clear_messages))
         .route("/stats", get(stats))
+        .route("/recipients", get(recipient_counts))
         .route("/inbound", post(inbound))
         .route("/follow", post(follow))
         .route("/unfollow", post(unfollow))
@@ -97,6 +100,10 @@ async fn clear_messages(State(state): State<Arc<WeChatState>>) -> Json<Value> {
 
 async fn stats(State(state): State<Arc<WeChatState>>) -> Json<WeChatStats> {
     Json(control(&state).stats())
+}
+
+async fn recipient_counts(State(state): State<Arc<WeChatState>>) -> Json<BTreeMap<String, u64>> {
+    Json(control(&state).recipient_counts())
 }
 
 #[derive(Deserialize)]

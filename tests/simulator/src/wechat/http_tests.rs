@@ -352,6 +352,7 @@ async fn wechat_templates_check_the_registry_data_and_account() {
     sim.set_faults(FaultConfig {
         error_rate: 1.0,
         latency_ms: 0,
+        ..FaultConfig::default()
     })
     .expect("faults");
     let busy = template(&client, &sim, &token, &order(BOB)).await;
@@ -509,4 +510,50 @@ async fn wechat_pushes_are_signed_encrypted_and_open_windows() {
         ),
         (1, 2, 1)
     );
+}
+
+#[tokio::test]
+async fn wechat_reset_after_accept_records_the_template_and_spares_tokens() {
+    let (sim, client) = start(WeChatConfig::default()).await;
+    let wechat = sim.wechat();
+    sim.set_faults(FaultConfig {
+        reset_after_accept_rate: 1.0,
+        ..FaultConfig::default()
+    })
+    .expect("faults");
+    // The token endpoint is not a send request: answered.
+    let token = access_token(&client, &sim).await;
+    let lost = client
+        .post(format!(
+            "{}/cgi-bin/message/template/send?access_token={token}",
+            sim.base_url()
+        ))
+        .json(&order(BOB))
+        .send()
+        .await;
+    let error = lost.expect_err("no response after acceptance");
+    assert!(error.status().is_none() && error.is_request(), "{error}");
+    assert_eq!(wechat.messages_to(BOB).len(), 1);
+    assert_eq!(wechat.stats().reset_after_accept, 1);
+    // A refused send (no window for a text) is answered.
+    let refused = text(&client, &sim, &token, ALICE, "hi").await;
+    assert_eq!(errcode(&refused), 45015);
+
+    sim.set_faults(FaultConfig::default()).expect("faults");
+    let again = template(&client, &sim, &token, &order(BOB)).await;
+    assert_eq!(errcode(&again), 0);
+    assert_eq!(
+        wechat.recipient_counts(),
+        BTreeMap::from([(BOB.to_owned(), 2)])
+    );
+    let over_http: Value = client
+        .get(format!("{}/_sim/wechat/recipients", sim.base_url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(over_http, json!({BOB: 2}));
+    assert_eq!(sim.duplicates()["wechat"], 1);
 }

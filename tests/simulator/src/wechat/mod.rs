@@ -203,6 +203,9 @@ pub struct WeChatStats {
     pub accepted_text: u64,
     /// Template messages accepted.
     pub accepted_templates: u64,
+    /// Accepted messages answered by resetting the connection
+    /// (`reset_after_accept_rate` in `/_sim/faults`): no response at all.
+    pub reset_after_accept: u64,
     /// Requests rejected, by `errcode`.
     pub rejected: BTreeMap<i64, u64>,
     /// Requests rejected in total.
@@ -331,6 +334,7 @@ pub(crate) struct WeChatState {
     rejections: RejectionCounter,
     accepted_text: AtomicU64,
     accepted_templates: AtomicU64,
+    reset_after_accept: AtomicU64,
     token_requests: AtomicU64,
     forced_token_refreshes: AtomicU64,
     tokens_issued: AtomicU64,
@@ -399,6 +403,7 @@ impl WeChatState {
             rejections: RejectionCounter::new(),
             accepted_text: AtomicU64::new(0),
             accepted_templates: AtomicU64::new(0),
+            reset_after_accept: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             forced_token_refreshes: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
@@ -501,6 +506,20 @@ impl WeChatControl {
         self.state.messages.clear();
     }
 
+    /// Per OpenID, how many messages (customer-service texts and
+    /// templates) were accepted for them (`GET /_sim/wechat/recipients`).
+    /// WeChat has no idempotency key: every accepted request is a message.
+    pub fn recipient_counts(&self) -> BTreeMap<String, u64> {
+        crate::recorder::recipient_counts(
+            self.state
+                .messages
+                .snapshot()
+                .into_iter()
+                .enumerate()
+                .map(|(index, message)| (message.touser, index)),
+        )
+    }
+
     /// Requests made to `/cgi-bin/stable_token`.
     pub fn token_requests(&self) -> u64 {
         self.state.token_requests.load(Ordering::Relaxed)
@@ -521,6 +540,7 @@ impl WeChatControl {
             accepted: text + templates,
             accepted_text: text,
             accepted_templates: templates,
+            reset_after_accept: s.reset_after_accept.load(Ordering::Relaxed),
             rejected: s.rejections.snapshot(),
             rejected_total: s.rejections.total(),
             token_requests: s.token_requests.load(Ordering::Relaxed),
@@ -709,6 +729,7 @@ impl WeChatControl {
         for counter in [
             &s.accepted_text,
             &s.accepted_templates,
+            &s.reset_after_accept,
             &s.token_requests,
             &s.forced_token_refreshes,
             &s.tokens_issued,

@@ -29,7 +29,7 @@ async fn send_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match handle(
+    let (accepted, reply) = match handle(
         &state,
         &version,
         &phone_number_id,
@@ -39,13 +39,17 @@ async fn send_message(
     )
     .await
     {
-        Ok(reply) => Json(reply).into_response(),
+        Ok(reply) => (true, Json(reply).into_response()),
         Err(error) => {
             state.rejections.record(error.code);
             tracing::debug!(code = error.code, message = %error.message, "whatsapp: rejected");
-            error.into_response()
+            (false, error.into_response())
         }
-    }
+    };
+    state
+        .faults
+        .finish_send(accepted, &state.reset_after_accept, reply)
+        .await
 }
 
 async fn handle(

@@ -1,5 +1,6 @@
 //! `/_sim/whatsapp/...`: the control routes of the WhatsApp simulator.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub(super) fn router(state: Arc<WhatsAppState>) -> Router {
     Router::new()
         .route("/messages", get(list_messages).delete(clear_messages))
         .route("/stats", get(stats))
+        .route("/recipients", get(recipient_counts))
         .route("/inbound", post(inbound))
         .route("/window", post(open_window))
         .route("/window/{wa_id}", get(window_state).delete(close_window))
@@ -62,6 +64,10 @@ async fn clear_messages(State(state): State<Arc<WhatsAppState>>) -> Json<Value> 
 
 async fn stats(State(state): State<Arc<WhatsAppState>>) -> Json<WhatsAppStats> {
     Json(control(&state).stats())
+}
+
+async fn recipient_counts(State(state): State<Arc<WhatsAppState>>) -> Json<BTreeMap<String, u64>> {
+    Json(control(&state).recipient_counts())
 }
 
 async fn inbound(State(state): State<Arc<WhatsAppState>>, body: Body<InboundMessage>) -> Reply {

@@ -118,6 +118,10 @@ pub struct AcceptedMessage {
 pub struct WhatsAppStats {
     /// Messages accepted with HTTP 200.
     pub accepted: u64,
+    /// Of those, accepted and then answered by resetting the connection
+    /// (`reset_after_accept_rate` in `/_sim/faults`): the client got no
+    /// response.
+    pub reset_after_accept: u64,
     /// Requests rejected, by Graph error code.
     pub rejected: BTreeMap<i64, u64>,
     /// Requests rejected in total.
@@ -223,6 +227,7 @@ pub(crate) struct WhatsAppState {
     messages: Recorder<AcceptedMessage>,
     rejections: RejectionCounter,
     accepted: AtomicU64,
+    reset_after_accept: AtomicU64,
     statuses_posted: AtomicU64,
     inbound_posted: AtomicU64,
     preferences_posted: AtomicU64,
@@ -257,6 +262,7 @@ impl WhatsAppState {
             messages: Recorder::new(),
             rejections: RejectionCounter::new(),
             accepted: AtomicU64::new(0),
+            reset_after_accept: AtomicU64::new(0),
             statuses_posted: AtomicU64::new(0),
             inbound_posted: AtomicU64::new(0),
             preferences_posted: AtomicU64::new(0),
@@ -365,6 +371,15 @@ impl WhatsAppControl {
     /// Forgets the accepted messages.
     pub fn clear_messages(&self) {
         self.state.messages.clear();
+    }
+
+    /// Per recipient (`wa_id`), how many distinct messages were accepted
+    /// for them (`GET /_sim/whatsapp/recipients`); more than one is a
+    /// duplicate unless the test sent several on purpose.
+    pub fn recipient_counts(&self) -> BTreeMap<String, u64> {
+        self.state
+            .messages
+            .recipient_counts(|m| (m.wa_id.clone(), m.wamid.clone()))
     }
 
     /// Opens (or refreshes) the customer-service window of `wa_id` now, as
@@ -491,6 +506,7 @@ impl WhatsAppControl {
         let sender = s.sender.stats();
         WhatsAppStats {
             accepted: s.accepted.load(Ordering::Relaxed),
+            reset_after_accept: s.reset_after_accept.load(Ordering::Relaxed),
             rejected: s.rejections.snapshot(),
             rejected_total: s.rejections.total(),
             rate_limited: s.rejections.count(codes::RATE_LIMIT_HIT),
@@ -517,6 +533,7 @@ impl WhatsAppControl {
         s.messages.clear();
         s.rejections.clear();
         s.accepted.store(0, Ordering::Relaxed);
+        s.reset_after_accept.store(0, Ordering::Relaxed);
         s.statuses_posted.store(0, Ordering::Relaxed);
         s.inbound_posted.store(0, Ordering::Relaxed);
         s.preferences_posted.store(0, Ordering::Relaxed);

@@ -1,0 +1,254 @@
+//! What one adapter call's store holds, and the host imports it serves.
+//!
+//! A fresh [`CallState`] is built for every call: no WASI filesystem,
+//! environment or sockets, stdout and stderr captured into memory (and
+//! shown in errors and debug logs), egress through [`EgressHooks`], and the
+//! adapter's declared configuration only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use switchboard_contract::Imports;
+use switchboard_contract::model::{LogLevel, SendResult, StorageError};
+
+use super::egress::EgressHooks;
+use super::storage::ChannelStorage;
+use super::token_cache::{RefreshGuard, TokenCache};
+
+/// Bytes of guest stdout/stderr kept per call.
+const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
+
+/// Configuration visible to one adapter: only the keys its manifest declares.
+#[derive(Debug, Default, Clone)]
+pub struct AdapterConfig {
+    /// Non-secret settings.
+    pub settings: HashMap<String, String>,
+    /// Secret values. Never logged.
+    pub secrets: HashMap<String, String>,
+}
+
+/// Why a call was stopped by the sandbox, recorded as it happens.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Violations {
+    /// The forbidden import the adapter called, if any.
+    pub forbidden_import: Option<String>,
+    /// The adapter tried to grow memory past its limit.
+    pub memory_exceeded: bool,
+    /// The adapter ran past its CPU budget.
+    pub cpu_exceeded: bool,
+}
+
+/// The store data of one call.
+pub struct CallState {
+    /// Channel name, for log lines.
+    pub channel: Arc<str>,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: EgressHooks,
+    table: ResourceTable,
+    /// Captured guest stdout and stderr.
+    pub output: MemoryOutputPipe,
+    config: Arc<AdapterConfig>,
+    tokens: Arc<TokenCache>,
+    held_locks: HashMap<String, RefreshGuard>,
+    storage: ChannelStorage,
+    /// Outcomes the adapter reported during `send`, by batch index.
+    pub reported: Vec<Option<SendResult>>,
+    memory_limit: usize,
+    /// What the sandbox stopped.
+    pub violations: Violations,
+    /// Epoch ticks spent running guest code in this call.
+    pub cpu_ticks: u64,
+}
+
+impl CallState {
+    /// Build the state for one call.
+    pub fn new(
+        channel: Arc<str>,
+        hooks: EgressHooks,
+        config: Arc<AdapterConfig>,
+        tokens: Arc<TokenCache>,
+        storage: ChannelStorage,
+        memory_limit: usize,
+    ) -> Self {
+        let output = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            channel,
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks,
+            table: ResourceTable::new(),
+            output,
+            config,
+            tokens,
+            held_locks: HashMap::new(),
+            storage,
+            reported: Vec::new(),
+            memory_limit,
+            violations: Violations::default(),
+            cpu_ticks: 0,
+        }
+    }
+
+    /// The last few lines the guest printed, for error messages.
+    pub fn output_tail(&self) -> String {
+        let bytes = self.output.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let start = lines.len().saturating_sub(5);
+        lines[start..].join(" | ")
+    }
+
+    /// Requests the egress hooks refused during this call.
+    pub fn denials(&self) -> Vec<String> {
+        self.hooks
+            .denials
+            .lock()
+            .map(|list| list.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.hooks,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
+    }
+}
+
+impl ResourceLimiter for CallState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.violations.memory_exceeded = true;
+            wasmtime::bail!(
+                "memory limit exceeded: tried to grow to {desired} bytes, limit is {} bytes",
+                self.memory_limit
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl Imports for CallState {
+    async fn setting(&mut self, key: String) -> Option<String> {
+        self.config.settings.get(&key).cloned()
+    }
+
+    async fn secret(&mut self, key: String) -> Option<String> {
+        self.config.secrets.get(&key).cloned()
+    }
+
+    async fn token_get(&mut self, key: String) -> Option<String> {
+        self.tokens.get(&key)
+    }
+
+    async fn token_lock(&mut self, key: String) -> Option<String> {
+        if self.held_locks.contains_key(&key) {
+            return self.tokens.get(&key);
+        }
+        let (guard, value) = self.tokens.lock(&key).await;
+        if value.is_some() {
+            return value;
+        }
+        self.held_locks.insert(key, guard);
+        None
+    }
+
+    async fn token_set(&mut self, key: String, value: String, ttl_seconds: u32) {
+        self.tokens
+            .set(&key, &value, Duration::from_secs(u64::from(ttl_seconds)));
+        self.held_locks.remove(&key);
+    }
+
+    async fn token_invalidate(&mut self, key: String) {
+        self.tokens.invalidate(&key);
+    }
+
+    async fn storage_get(&mut self, key: String) -> Option<String> {
+        self.storage.get(&key).await
+    }
+
+    async fn storage_put(
+        &mut self,
+        key: String,
+        value: String,
+        ttl_seconds: Option<u32>,
+    ) -> Result<(), StorageError> {
+        self.storage.put(&key, &value, ttl_seconds).await
+    }
+
+    async fn storage_put_if_absent(
+        &mut self,
+        key: String,
+        value: String,
+        ttl_seconds: Option<u32>,
+    ) -> Result<String, StorageError> {
+        self.storage.put_if_absent(&key, &value, ttl_seconds).await
+    }
+
+    async fn storage_delete(&mut self, key: String) {
+        self.storage.delete(&key).await;
+    }
+
+    async fn report_outcome(&mut self, index: u32, outcome: SendResult) {
+        match self.reported.get_mut(index as usize) {
+            Some(slot) => *slot = Some(outcome),
+            None => tracing::warn!(
+                adapter = &*self.channel,
+                index,
+                batch = self.reported.len(),
+                "adapter reported an outcome for a message outside its batch; ignored"
+            ),
+        }
+    }
+
+    async fn log(&mut self, level: LogLevel, message: String) {
+        let channel = &*self.channel;
+        match level {
+            LogLevel::Debug => tracing::debug!(adapter = channel, "{message}"),
+            LogLevel::Info => tracing::info!(adapter = channel, "{message}"),
+            LogLevel::Warn => tracing::warn!(adapter = channel, "{message}"),
+            LogLevel::Error => tracing::error!(adapter = channel, "{message}"),
+        }
+    }
+}
