@@ -377,9 +377,9 @@ struct Column {
 }
 
 /// Read and check the header line.
-fn read_header(
+fn read_header<R: std::io::Read>(
     file: &Path,
-    reader: &mut csv::Reader<std::fs::File>,
+    reader: &mut csv::Reader<R>,
 ) -> Result<Vec<Column>, IngestError> {
     let header = reader.byte_headers().map_err(|err| {
         let message = err.to_string();
@@ -453,79 +453,209 @@ fn read_header(
     Ok(columns)
 }
 
-/// Read an audience CSV file.
-///
-/// Rows are streamed; each becomes a [`Profile`] or, when it cannot be used
-/// at all, only [`RowError`]s in [`Audience::rejected`]. Field-level problems
-/// in a kept row are reported there too. Fails only for problems with the
-/// whole file; see [`IngestError`].
-pub fn read_audience(path: &Path) -> Result<Audience, IngestError> {
-    let file = std::fs::File::open(path).map_err(|source| IngestError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(file);
-    let columns = read_header(path, &mut reader)?;
+/// One row of an audience file, as [`AudienceReader`] yields it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudienceRow {
+    /// A usable profile, with any field-level problems in it (an invalid
+    /// phone number, an unknown consent value).
+    Profile(Profile, Vec<RowError>),
+    /// A row that could not be used at all, and why.
+    Rejected(Vec<RowError>),
+}
 
-    let mut audience = Audience {
-        path: path.to_path_buf(),
-        columns: columns.iter().map(|c| c.name.clone()).collect(),
-        profiles: Vec::new(),
-        rejected: Vec::new(),
-    };
-    let mut first_line_of: HashMap<String, u64> = HashMap::new();
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let line_before = reader.position().line();
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
+/// Reads an audience file row by row, so that an audience of any size
+/// streams through the host in constant memory (apart from one small entry
+/// per profile id, to catch duplicates).
+pub struct AudienceReader {
+    path: PathBuf,
+    reader: csv::Reader<std::io::BufReader<std::fs::File>>,
+    columns: Vec<Column>,
+    names: Vec<String>,
+    first_line_of: HashMap<u64, u64>,
+    record: csv::ByteRecord,
+    line_ends: LineCounter,
+}
+
+impl AudienceReader {
+    /// Open `path` and read its header. Fails only for problems with the
+    /// whole file; see [`IngestError`].
+    pub fn open(path: &Path) -> Result<Self, IngestError> {
+        let file = std::fs::File::open(path).map_err(|source| IngestError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(std::io::BufReader::with_capacity(256 * 1024, file));
+        let columns = read_header(path, &mut reader)?;
+        let names = columns.iter().map(|c| c.name.clone()).collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            columns,
+            names,
+            first_line_of: HashMap::new(),
+            record: csv::ByteRecord::new(),
+            line_ends: LineCounter::open(path),
+        })
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The column names as written in the header, trimmed.
+    pub fn columns(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The next row, `None` at the end of the file, or an error that stops
+    /// the whole file (it could no longer be read).
+    pub fn next_row(&mut self) -> Option<Result<AudienceRow, IngestError>> {
+        let path = self.path.clone();
+        let start = self.reader.position().byte();
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) => None,
             Ok(true) => {
-                let line = record.position().map_or(line_before, |p| p.line());
+                let start = self.record.position().map_or(start, |p| p.byte());
+                let line = self.line_ends.line_of(start);
                 let mut errors = Vec::new();
-                let profile = read_row(path, line, &columns, &record, &first_line_of, &mut errors);
-                if let Some(profile) = profile {
-                    first_line_of.insert(profile.profile_id.clone(), line);
-                    audience.profiles.push(profile);
-                }
-                audience.rejected.extend(errors);
+                let id_hash = |id: &str| {
+                    use std::hash::{BuildHasher, Hasher};
+                    let mut hasher = ID_HASHER.build_hasher();
+                    hasher.write(id.as_bytes());
+                    hasher.finish()
+                };
+                let first_line_of = &self.first_line_of;
+                let profile = read_row(
+                    &path,
+                    line,
+                    &self.columns,
+                    &self.record,
+                    |id| first_line_of.get(&id_hash(id)).copied(),
+                    &mut errors,
+                );
+                Some(Ok(match profile {
+                    Some(profile) => {
+                        self.first_line_of
+                            .insert(id_hash(&profile.profile_id), line);
+                        AudienceRow::Profile(profile, errors)
+                    }
+                    None => AudienceRow::Rejected(errors),
+                }))
             }
             Err(err) => {
-                let line = err.position().map_or(line_before, |p| p.line());
+                let line = self
+                    .line_ends
+                    .line_of(err.position().map_or(start, |p| p.byte()));
                 let description = err.to_string();
-                match err.into_kind() {
+                let message = match err.into_kind() {
                     csv::ErrorKind::Io(source) => {
-                        return Err(IngestError::Read {
-                            file: path.to_path_buf(),
-                            source,
-                        });
+                        return Some(Err(IngestError::Read { file: path, source }));
                     }
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
-                    } => {
-                        audience.rejected.push(RowError {
-                            file: path.to_path_buf(),
-                            line,
-                            field: String::new(),
-                            message: format!(
-                                "the row has {len} field{} but the header has {expected_len} column{}; row skipped",
-                                if len == 1 { "" } else { "s" },
-                                if expected_len == 1 { "" } else { "s" },
-                            ),
-                        });
-                    }
-                    _ => {
-                        audience.rejected.push(RowError {
-                            file: path.to_path_buf(),
-                            line,
-                            field: String::new(),
-                            message: format!("cannot read the row: {description}; row skipped"),
-                        });
-                    }
-                }
+                    } => format!(
+                        "the row has {len} field{} but the header has {expected_len} column{}; row skipped",
+                        if len == 1 { "" } else { "s" },
+                        if expected_len == 1 { "" } else { "s" },
+                    ),
+                    _ => format!("cannot read the row: {description}; row skipped"),
+                };
+                Some(Ok(AudienceRow::Rejected(vec![RowError {
+                    file: path,
+                    line,
+                    field: String::new(),
+                    message,
+                }])))
             }
+        }
+    }
+}
+
+/// A fixed hasher for profile ids: duplicates are tracked by a 64-bit hash
+/// instead of the id itself, to keep memory small for large audiences.
+static ID_HASHER: std::sync::LazyLock<std::hash::RandomState> =
+    std::sync::LazyLock::new(std::hash::RandomState::new);
+
+/// Maps byte offsets to 1-based line numbers by counting `\n` in the file
+/// (the CSV reader's own line count is off by one for `\r\n` files).
+struct LineCounter {
+    file: Option<std::io::BufReader<std::fs::File>>,
+    offset: u64,
+    line: u64,
+}
+
+impl LineCounter {
+    fn open(path: &Path) -> Self {
+        Self {
+            file: std::fs::File::open(path)
+                .ok()
+                .map(|file| std::io::BufReader::with_capacity(256 * 1024, file)),
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line a record starting at byte `start` is on. Starts only move
+    /// forward. In a `\r\n` file the reader reports a record as starting at
+    /// the `\n` that ends the line before, so that byte is counted too.
+    fn line_of(&mut self, start: u64) -> u64 {
+        use std::io::BufRead;
+        let offset = start + 1;
+        while self.offset < offset {
+            let Some(file) = self.file.as_mut() else {
+                break;
+            };
+            let Ok(buffer) = file.fill_buf() else {
+                break;
+            };
+            if buffer.is_empty() {
+                break;
+            }
+            let wanted = usize::try_from(offset - self.offset)
+                .unwrap_or(usize::MAX)
+                .min(buffer.len());
+            self.line += buffer[..wanted].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.offset += wanted as u64;
+            file.consume(wanted);
+        }
+        self.line
+    }
+}
+
+impl Iterator for AudienceReader {
+    type Item = Result<AudienceRow, IngestError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_row()
+    }
+}
+
+/// Read a whole audience CSV file into memory (see [`AudienceReader`] to
+/// stream one instead).
+///
+/// Each row becomes a [`Profile`] or, when it cannot be used at all, only
+/// [`RowError`]s in [`Audience::rejected`]. Field-level problems in a kept
+/// row are reported there too. Fails only for problems with the whole file;
+/// see [`IngestError`].
+pub fn read_audience(path: &Path) -> Result<Audience, IngestError> {
+    let mut reader = AudienceReader::open(path)?;
+    let mut audience = Audience {
+        path: path.to_path_buf(),
+        columns: reader.columns().to_vec(),
+        profiles: Vec::new(),
+        rejected: Vec::new(),
+    };
+    while let Some(row) = reader.next_row() {
+        match row? {
+            AudienceRow::Profile(profile, errors) => {
+                audience.profiles.push(profile);
+                audience.rejected.extend(errors);
+            }
+            AudienceRow::Rejected(errors) => audience.rejected.extend(errors),
         }
     }
     Ok(audience)
@@ -538,7 +668,7 @@ fn read_row(
     line: u64,
     columns: &[Column],
     record: &csv::ByteRecord,
-    first_line_of: &HashMap<String, u64>,
+    first_line_of: impl Fn(&str) -> Option<u64>,
     errors: &mut Vec<RowError>,
 ) -> Option<Profile> {
     let row_error = |field: &str, message: String| RowError {
@@ -574,7 +704,7 @@ fn read_row(
         ));
         return None;
     }
-    if let Some(first) = first_line_of.get(id) {
+    if let Some(first) = first_line_of(id) {
         errors.push(row_error(
             id_column,
             format!("duplicate profile id `{id}` (first on line {first}); row skipped"),
@@ -936,5 +1066,37 @@ mod tests {
         let (_dir, audience) = read("profile_id,phone\n");
         assert!(audience.profiles.is_empty());
         assert!(audience.rejected.is_empty());
+    }
+
+    #[test]
+    fn crlf_files_report_the_right_lines() {
+        let (_dir, audience) = read(
+            "profile_id,phone\r\np1,+4915112345678\r\np2,+49 123\r\np3,x,y\r\n\"p4\",+4915112345679\r\n",
+        );
+        let lines: Vec<u64> = audience.profiles.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [2, 3, 5]);
+        let problems: Vec<u64> = audience.rejected.iter().map(|e| e.line).collect();
+        assert_eq!(problems, [3, 4], "{:?}", audience.rejected);
+    }
+
+    #[test]
+    fn the_reader_streams_rows_in_order() {
+        let (_dir, path) = write_csv("profile_id,name\np1,A\n,B\np1,C\np2,D\n");
+        let mut reader = AudienceReader::open(&path).unwrap();
+        assert_eq!(reader.columns(), ["profile_id", "name"]);
+        let rows: Vec<AudienceRow> = reader.by_ref().map(Result::unwrap).collect();
+        assert!(
+            matches!(&rows[0], AudienceRow::Profile(p, e) if p.profile_id == "p1" && e.is_empty())
+        );
+        assert!(matches!(&rows[1], AudienceRow::Rejected(e) if e[0].line == 3));
+        let AudienceRow::Rejected(duplicate) = &rows[2] else {
+            panic!("duplicate rejected: {rows:?}");
+        };
+        assert_eq!(
+            duplicate[0].message,
+            "duplicate profile id `p1` (first on line 2); row skipped"
+        );
+        assert!(matches!(&rows[3], AudienceRow::Profile(p, _) if p.line == 5));
+        assert!(reader.next_row().is_none());
     }
 }

@@ -1,11 +1,27 @@
-//! Switchboard's delivery engine.
+//! Switchboard's delivery engine: the outbox is the single source of truth,
+//! and engines work it.
 //!
-//! - [`activation`]: a campaign over an audience, recipient by recipient
-//!   through the policy gate into the outbox, with one result per recipient.
-//! - [`dispatch`]: sends claimed messages through the adapters under the
-//!   channel's rate limit, retries, and settles each send.
-//! - [`rate_limit`]: the per-channel token bucket.
+//! - [`activation`]: a campaign over an audience, streamed through the
+//!   policy gate into the outbox.
+//! - [`engine`]: works the outbox continuously, one [`lane`] per channel.
+//! - [`lane`]: a channel's own concurrency, [`rate`] controller, pacing and
+//!   batches; nothing waits while holding a slot.
+//! - [`judge`]: what an adapter's answer and the host's view of its
+//!   requests mean for a send (retry, defer, fail, uncertain).
+//! - [`run`]: a one-shot `send`: enqueue, then work the campaign until it settles.
+//! - [`results`]: the per-recipient results file and the summary.
+//! - [`settings`]: the operator's `[dispatch]` table and per-channel pacing.
 
 pub mod activation;
-pub mod dispatch;
-pub mod rate_limit;
+pub mod engine;
+pub mod judge;
+pub mod lane;
+pub mod rate;
+pub mod results;
+pub mod run;
+pub mod settings;
+
+pub use engine::{Engine, EngineOptions, Settled};
+pub use results::{ResultLine, RunReport};
+pub use run::{RunOptions, run_campaign};
+pub use settings::{DeliverySettings, DispatchConfig, LaneConfig};

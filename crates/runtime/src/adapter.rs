@@ -7,8 +7,8 @@
 //! [`CallError`]; the adapter stays loaded and the host carries on.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::{Store, UpdateDeadline};
@@ -25,6 +25,7 @@ use super::manifest::Manifest;
 use super::state::{AdapterConfig, CallState};
 use super::storage::ChannelStorage;
 use super::token_cache::TokenCache;
+use super::trace::{BatchOutcome, CallTrace, SharedTrace, WriteAhead};
 
 /// Resource limits for each call into an adapter.
 #[derive(Debug, Clone, Copy)]
@@ -104,28 +105,67 @@ impl LoadedAdapter {
         .await
     }
 
-    /// Send a batch; one result per message, in order.
+    /// Send a batch; one result per message, in order. A failed call loses
+    /// every result: see [`LoadedAdapter::send_tracked`] to keep what it
+    /// achieved.
     pub async fn send(&self, batch: &[OutboundMessage]) -> Result<Vec<SendResult>, CallError> {
-        let results = self
+        let outcome = self.send_tracked(batch, None).await;
+        if let Some(error) = outcome.error {
+            return Err(error);
+        }
+        outcome
+            .results
+            .into_iter()
+            .map(|result| {
+                result.ok_or_else(|| CallError::ContractViolation {
+                    channel: self.channel.to_string(),
+                    function: "send",
+                    reason: "returned no result for a message".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Send a batch and return what the call achieved per message: the
+    /// outcomes it returned or reported (kept when the call fails
+    /// half-way) and whether each message's request was written to the
+    /// network. `write_ahead` is told before a request carrying messages
+    /// leaves.
+    pub async fn send_tracked(
+        &self,
+        batch: &[OutboundMessage],
+        write_ahead: Option<Arc<dyn WriteAhead>>,
+    ) -> BatchOutcome {
+        let trace: SharedTrace = Arc::new(Mutex::new(CallTrace::new(batch.len(), self.contract)));
+        let returned = self
             .guarded("send", async {
-                let (mut store, adapter) = self.instantiate("send").await?;
-                store.data_mut().reported = vec![None; batch.len()];
+                let (mut store, adapter) = self
+                    .instantiate_with("send", Some(Arc::clone(&trace)), write_ahead)
+                    .await?;
                 let result = adapter.send(&mut store, batch).await;
                 self.finish("send", &store, result)
             })
-            .await?;
-        if results.len() != batch.len() {
-            return Err(CallError::ContractViolation {
-                channel: self.channel.to_string(),
-                function: "send",
-                reason: format!(
-                    "returned {} results for a batch of {}",
-                    results.len(),
-                    batch.len()
-                ),
-            });
+            .await;
+        let (returned, error) = match returned {
+            Ok(results) if results.len() == batch.len() => (Some(results), None),
+            Ok(results) => (
+                None,
+                Some(CallError::ContractViolation {
+                    channel: self.channel.to_string(),
+                    function: "send",
+                    reason: format!(
+                        "returned {} results for a batch of {}",
+                        results.len(),
+                        batch.len()
+                    ),
+                }),
+            ),
+            Err(error) => (None, Some(error)),
+        };
+        match trace.lock() {
+            Ok(trace) => trace.finish(returned, error),
+            Err(poisoned) => poisoned.into_inner().finish(returned, error),
         }
-        Ok(results)
     }
 
     /// Verify and interpret a webhook request.
@@ -166,21 +206,37 @@ impl LoadedAdapter {
         &self,
         function: &'static str,
     ) -> Result<(Store<CallState>, AdapterInstance), CallError> {
-        let mut store = self.new_store();
+        self.instantiate_with(function, None, None).await
+    }
+
+    /// A fresh store and instance for one call, with a `send` call's trace.
+    async fn instantiate_with(
+        &self,
+        function: &'static str,
+        trace: Option<SharedTrace>,
+        write_ahead: Option<Arc<dyn WriteAhead>>,
+    ) -> Result<(Store<CallState>, AdapterInstance), CallError> {
+        let mut store = self.new_store(trace, write_ahead);
         match self.pre.instantiate(&mut store).await {
             Ok(adapter) => Ok((store, adapter)),
             Err(error) => Err(self.classify(function, &store, &error)),
         }
     }
 
-    fn new_store(&self) -> Store<CallState> {
+    fn new_store(
+        &self,
+        trace: Option<SharedTrace>,
+        write_ahead: Option<Arc<dyn WriteAhead>>,
+    ) -> Store<CallState> {
         let hooks = EgressHooks {
             policy: Arc::clone(&self.egress),
             client: self.client.clone(),
             denials: Arc::default(),
             requests: Arc::new(AtomicU64::new(0)),
+            trace: trace.clone(),
+            write_ahead,
         };
-        let state = CallState::new(
+        let mut state = CallState::new(
             Arc::clone(&self.channel),
             hooks,
             Arc::clone(&self.config),
@@ -188,6 +244,7 @@ impl LoadedAdapter {
             self.storage.clone(),
             self.limits.memory_bytes,
         );
+        state.trace = trace;
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| state);
         let budget_ticks =

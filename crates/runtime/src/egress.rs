@@ -19,6 +19,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::trace::{MESSAGE_INDEX_HEADER, RequestFate, SharedTrace, WriteAhead};
+
 /// Largest request or response body an adapter may move, in bytes.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
@@ -172,6 +174,11 @@ pub struct EgressHooks {
     pub denials: Arc<Mutex<Vec<String>>>,
     /// Requests sent during this call.
     pub requests: Arc<std::sync::atomic::AtomicU64>,
+    /// For a `send` call: which messages each request carries and what
+    /// became of it.
+    pub trace: Option<SharedTrace>,
+    /// For a `send` call: told before a request carrying messages leaves.
+    pub write_ahead: Option<Arc<dyn WriteAhead>>,
 }
 
 impl WasiHttpHooks for EgressHooks {
@@ -195,20 +202,66 @@ impl WasiHttpHooks for EgressHooks {
         let client = self.client.clone();
         let denials = Arc::clone(&self.denials);
         let requests = Arc::clone(&self.requests);
+        let trace = self.trace.clone();
+        let write_ahead = self.write_ahead.clone();
+        let mut request = request;
+        let header = request
+            .headers_mut()
+            .remove(MESSAGE_INDEX_HEADER)
+            .and_then(|value| value.to_str().ok().map(str::to_owned));
+        let indices = trace_indices(&trace, header.as_deref());
+        let carried = indices.clone();
+        let record = move |begun: bool, fate: Option<RequestFate>| {
+            if let Some(trace) = &trace
+                && let Ok(mut trace) = trace.lock()
+            {
+                match fate {
+                    None => trace.begin(&indices),
+                    Some(fate) => trace.record(&indices, begun, fate),
+                }
+            }
+        };
         Box::new(async move {
             if let Err(reason) = policy.check(request.uri()) {
                 tracing::warn!(%reason, "adapter egress denied");
                 if let Ok(mut list) = denials.lock() {
                     list.push(reason);
                 }
+                record(false, Some(RequestFate::NotSent));
                 return Err(HttpError::HttpRequestDenied);
+            }
+            if let Some(write_ahead) = &write_ahead
+                && !carried.is_empty()
+                && let Err(reason) = write_ahead.before_write(carried).await
+            {
+                tracing::warn!(%reason, "request held back: it could not be recorded before leaving");
+                record(false, Some(RequestFate::NotSent));
+                return Err(HttpError::InternalError(Some(reason)));
             }
             requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let timeout = clamp_timeout(options.as_ref(), policy.max_timeout);
-            let response = forward(client, request, timeout).await?;
-            let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
-                Box::new(async { Ok(()) });
-            Ok((response, io))
+            // Counted as written from here: if the call ends while it is on
+            // its way, the platform may have it.
+            record(false, None);
+            match forward(client, request, timeout).await {
+                Ok(response) => {
+                    record(true, Some(RequestFate::Answered));
+                    let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+                        Box::new(async { Ok(()) });
+                    Ok((response, io))
+                }
+                Err(Failed { error, written }) => {
+                    record(
+                        true,
+                        Some(if written {
+                            RequestFate::LostAfterWrite
+                        } else {
+                            RequestFate::NotSent
+                        }),
+                    );
+                    Err(error)
+                }
+            }
         })
     }
 }
@@ -219,19 +272,44 @@ fn clamp_timeout(options: Option<&RequestOptions>, max: Duration) -> Duration {
         .map_or(max, |asked| asked.min(max))
 }
 
+/// The batch positions a request with this header carries, per the trace.
+fn trace_indices(trace: &Option<SharedTrace>, header: Option<&str>) -> Vec<u32> {
+    trace
+        .as_ref()
+        .and_then(|trace| trace.lock().ok().map(|t| t.attribute(header)))
+        .unwrap_or_default()
+}
+
+/// A request that got no complete reply, and whether it was written first.
+struct Failed {
+    error: HttpError,
+    written: bool,
+}
+
+impl Failed {
+    fn unsent(error: HttpError) -> Self {
+        Self {
+            error,
+            written: false,
+        }
+    }
+}
+
 async fn forward(
     client: reqwest::Client,
     request: http::Request<WasiBody>,
     timeout: Duration,
-) -> Result<http::Response<WasiBody>, HttpError> {
+) -> Result<http::Response<WasiBody>, Failed> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
         .await
-        .map_err(|_| HttpError::HttpRequestBodySize(None))?
+        .map_err(|_| Failed::unsent(HttpError::HttpRequestBodySize(None)))?
         .to_bytes();
     if body.len() > MAX_BODY_BYTES {
-        return Err(HttpError::HttpRequestBodySize(Some(body.len() as u64)));
+        return Err(Failed::unsent(HttpError::HttpRequestBodySize(Some(
+            body.len() as u64,
+        ))));
     }
     let url = parts.uri.to_string();
     let mut builder = client
@@ -243,10 +321,18 @@ async fn forward(
             builder = builder.header(name, value);
         }
     }
-    let response = builder.send().await.map_err(map_reqwest_error)?;
+    let response = builder.send().await.map_err(|error| Failed {
+        // A connection that never opened carried nothing; anything later
+        // may have reached the platform.
+        written: !error.is_connect(),
+        error: map_reqwest_error(error),
+    })?;
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = read_limited(response).await?;
+    let bytes = read_limited(response).await.map_err(|error| Failed {
+        error,
+        written: true,
+    })?;
     let mut out = http::Response::builder().status(status);
     if let Some(map) = out.headers_mut() {
         for (name, value) in &headers {
@@ -260,7 +346,10 @@ async fn forward(
             .map_err(|never| match never {})
             .boxed_unsync(),
     )
-    .map_err(|error| HttpError::InternalError(Some(error.to_string())))
+    .map_err(|error| Failed {
+        error: HttpError::InternalError(Some(error.to_string())),
+        written: true,
+    })
 }
 
 async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, HttpError> {

@@ -9,6 +9,8 @@
 //! - [`adapter`]: a loaded adapter and the calls into it.
 //! - [`token_cache`]: tokens shared by all calls of a channel.
 //! - [`storage`]: durable per-channel values that survive restarts.
+//! - [`trace`]: what a `send` call did per message: reported outcomes and
+//!   whether each message's request was written to the network.
 //!
 //! Adapters of every contract version the host serves load side by side:
 //! the version is read from the component's exports, and the calls go
@@ -24,6 +26,7 @@ pub mod sandbox;
 pub mod state;
 pub mod storage;
 pub mod token_cache;
+pub mod trace;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -41,6 +44,7 @@ pub use error::{CallError, RuntimeError};
 pub use manifest::Manifest;
 pub use state::AdapterConfig;
 pub use storage::{MemoryStorage, StorageBackend, StorageLimits};
+pub use trace::{BatchOutcome, MessageTrace, RequestFate, WriteAhead};
 
 use egress::EgressPolicy;
 use state::CallState;

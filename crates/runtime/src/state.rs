@@ -21,6 +21,7 @@ use switchboard_contract::model::{LogLevel, SendResult, StorageError};
 use super::egress::EgressHooks;
 use super::storage::ChannelStorage;
 use super::token_cache::{RefreshGuard, TokenCache};
+use super::trace::SharedTrace;
 
 /// Bytes of guest stdout/stderr kept per call.
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
@@ -59,8 +60,8 @@ pub struct CallState {
     tokens: Arc<TokenCache>,
     held_locks: HashMap<String, RefreshGuard>,
     storage: ChannelStorage,
-    /// Outcomes the adapter reported during `send`, by batch index.
-    pub reported: Vec<Option<SendResult>>,
+    /// The record of a `send` call: reported outcomes and request fates.
+    pub trace: Option<SharedTrace>,
     memory_limit: usize,
     /// What the sandbox stopped.
     pub violations: Violations,
@@ -97,7 +98,7 @@ impl CallState {
             tokens,
             held_locks: HashMap::new(),
             storage,
-            reported: Vec::new(),
+            trace: None,
             memory_limit,
             violations: Violations::default(),
             cpu_ticks: 0,
@@ -231,14 +232,23 @@ impl Imports for CallState {
     }
 
     async fn report_outcome(&mut self, index: u32, outcome: SendResult) {
-        match self.reported.get_mut(index as usize) {
-            Some(slot) => *slot = Some(outcome),
-            None => tracing::warn!(
+        let Some(trace) = &self.trace else {
+            tracing::warn!(
+                adapter = &*self.channel,
+                "adapter reported an outcome outside `send`; ignored"
+            );
+            return;
+        };
+        let accepted = trace
+            .lock()
+            .map(|mut trace| trace.report(index, outcome))
+            .unwrap_or(false);
+        if !accepted {
+            tracing::warn!(
                 adapter = &*self.channel,
                 index,
-                batch = self.reported.len(),
                 "adapter reported an outcome for a message outside its batch; ignored"
-            ),
+            );
         }
     }
 

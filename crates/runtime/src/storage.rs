@@ -18,8 +18,10 @@ pub struct StorageLimits {
     pub max_key_bytes: usize,
     /// Longest value, in bytes.
     pub max_value_bytes: usize,
-    /// Most live entries per channel.
+    /// Most entries per channel.
     pub max_entries: u64,
+    /// Most bytes (keys and values) per channel.
+    pub max_bytes: u64,
     /// Longest a value is kept, in seconds (also for values stored without a TTL).
     pub max_ttl_seconds: u32,
 }
@@ -29,7 +31,8 @@ impl Default for StorageLimits {
         Self {
             max_key_bytes: 256,
             max_value_bytes: 64 * 1024,
-            max_entries: 100_000,
+            max_entries: 5_000_000,
+            max_bytes: 1 << 30,
             max_ttl_seconds: 30 * 24 * 3600,
         }
     }
@@ -46,8 +49,10 @@ pub struct StorageWrite<'a> {
     pub value: &'a str,
     /// When it expires, ms since the Unix epoch.
     pub expires_ms: i64,
-    /// The most live entries the channel may hold.
+    /// The most entries the channel may hold.
     pub max_entries: u64,
+    /// The most bytes the channel may hold.
+    pub max_bytes: u64,
 }
 
 /// Where adapters' durable values live. Implementations must make
@@ -130,7 +135,7 @@ impl StorageBackend for MemoryStorage {
             let id = (write.channel.to_owned(), write.key.to_owned());
             let exists = entries.get(&id).is_some_and(|(_, e)| *e > now_ms);
             if !exists && Self::live_count(entries, write.channel, now_ms) >= write.max_entries {
-                return Err(quota(write.max_entries));
+                return Err(quota(write.max_entries, write.max_bytes));
             }
             entries.insert(id, (write.value.to_owned(), write.expires_ms));
             Ok(())
@@ -151,7 +156,7 @@ impl StorageBackend for MemoryStorage {
                 return Ok(value.clone());
             }
             if Self::live_count(entries, write.channel, now_ms) >= write.max_entries {
-                return Err(quota(write.max_entries));
+                return Err(quota(write.max_entries, write.max_bytes));
             }
             entries.insert(id, (write.value.to_owned(), write.expires_ms));
             Ok(write.value.to_owned())
@@ -169,10 +174,10 @@ impl StorageBackend for MemoryStorage {
     }
 }
 
-/// The quota error, naming the limit.
-pub fn quota(max_entries: u64) -> StorageError {
+/// The quota error, naming the limits.
+pub fn quota(max_entries: u64, max_bytes: u64) -> StorageError {
     StorageError::QuotaExceeded(format!(
-        "the channel already keeps {max_entries} entries, the most the host allows"
+        "the channel's storage is full: the host allows {max_entries} entries and {max_bytes} bytes"
     ))
 }
 
@@ -222,6 +227,7 @@ impl ChannelStorage {
             value,
             expires_ms,
             max_entries: self.limits.max_entries,
+            max_bytes: self.limits.max_bytes,
         }
     }
 
@@ -307,6 +313,7 @@ mod tests {
             max_key_bytes: 4,
             max_value_bytes: 4,
             max_entries: 1,
+            max_bytes: 1 << 20,
             max_ttl_seconds: 60,
         });
         assert!(matches!(
@@ -321,6 +328,7 @@ mod tests {
         storage.put("k", "w", None).await.unwrap();
         let error = storage.put("k2", "v", None).await.unwrap_err();
         assert!(error.to_string().contains("1 entries"), "{error}");
+        assert!(error.to_string().contains("storage is full"), "{error}");
     }
 
     #[tokio::test]

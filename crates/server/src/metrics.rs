@@ -1,53 +1,85 @@
-//! Counters exposed at `/metrics` in Prometheus text format.
+//! Counters exposed at `/metrics`, through the `metrics` crate and its
+//! Prometheus exporter. Label values come only from the set of loaded
+//! channels (anything else is `unknown`), so requests cannot create series
+//! or write into the page.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
+use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use switchboard_runtime::AdapterRuntime;
 
-/// Named counters; a name includes its labels, e.g. `webhooks_total{channel="whatsapp",result="200"}`.
-#[derive(Debug, Default)]
+/// The host's counters.
 pub struct Metrics {
-    counters: Mutex<BTreeMap<String, u64>>,
+    recorder: PrometheusRecorder,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            recorder: PrometheusBuilder::new().build_recorder(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
 impl Metrics {
-    /// Add one to a counter.
-    pub fn count(&self, name: &str) {
-        if let Ok(mut counters) = self.counters.lock() {
-            *counters.entry(name.to_owned()).or_default() += 1;
-        }
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> metrics::Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
     }
 
-    /// The current value of a counter.
-    pub fn get(&self, name: &str) -> u64 {
-        self.counters
-            .lock()
-            .ok()
-            .and_then(|c| c.get(name).copied())
-            .unwrap_or(0)
-    }
-
-    /// All counters plus each adapter's call statistics, as Prometheus text.
-    pub fn render(&self, runtime: &AdapterRuntime) -> String {
-        let mut out = String::new();
-        out.push_str("# TYPE switchboard_webhooks_total counter\n# TYPE switchboard_webhook_events_total counter\n");
-        if let Ok(counters) = self.counters.lock() {
-            for (name, value) in counters.iter() {
-                out.push_str(&format!("switchboard_{name} {value}\n"));
+    /// A webhook request was answered. `channel` is `None` for a channel
+    /// that is not loaded.
+    pub fn webhook(&self, channel: Option<&str>, result: &str) {
+        let channel = channel.unwrap_or("unknown").to_owned();
+        let result = match result {
+            "unknown_channel" | "adapter_error" | "store_error" => result.to_owned(),
+            status if status.len() == 3 && status.bytes().all(|b| b.is_ascii_digit()) => {
+                status.to_owned()
             }
-        }
-        out.push_str("# TYPE switchboard_adapter_calls_total counter\n# TYPE switchboard_adapter_call_failures_total counter\n");
+            _ => "other".to_owned(),
+        };
+        self.counter(
+            "switchboard_webhooks_total",
+            vec![Label::new("channel", channel), Label::new("result", result)],
+        )
+        .increment(1);
+    }
+
+    /// A webhook carried an event of `kind` (a fixed set of names).
+    pub fn webhook_event(&self, channel: &str, kind: &'static str) {
+        self.counter(
+            "switchboard_webhook_events_total",
+            vec![
+                Label::new("channel", channel.to_owned()),
+                Label::new("kind", kind),
+            ],
+        )
+        .increment(1);
+    }
+
+    /// The page at `/metrics`: the counters plus each loaded adapter's calls.
+    pub fn render(&self, runtime: &AdapterRuntime) -> String {
         for channel in runtime.channels() {
             if let Some(adapter) = runtime.get(&channel) {
-                out.push_str(&format!(
-                    "switchboard_adapter_calls_total{{channel=\"{channel}\"}} {}\nswitchboard_adapter_call_failures_total{{channel=\"{channel}\"}} {}\n",
-                    adapter.stats.calls.load(Ordering::Relaxed),
-                    adapter.stats.failures.load(Ordering::Relaxed),
-                ));
+                let label = || vec![Label::new("channel", channel.clone())];
+                self.counter("switchboard_adapter_calls_total", label())
+                    .absolute(adapter.stats.calls.load(Ordering::Relaxed));
+                self.counter("switchboard_adapter_call_failures_total", label())
+                    .absolute(adapter.stats.failures.load(Ordering::Relaxed));
+                self.counter("switchboard_adapter_http_requests_total", label())
+                    .absolute(adapter.stats.http_requests.load(Ordering::Relaxed));
             }
         }
-        out
+        self.recorder.handle().render()
     }
 }

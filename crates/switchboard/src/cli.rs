@@ -7,12 +7,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use switchboard_delivery::activation::{self, RunOptions};
+use switchboard_delivery::{Engine, EngineOptions, RunOptions, run_campaign};
 use switchboard_server::{self as server, AppState};
-use switchboard_store::Store;
 
 use crate::config::Config;
-use crate::host::Host;
+use crate::host::{Host, open_store};
 
 /// Switchboard delivers CDP audiences to messaging apps through sandboxed adapters.
 #[derive(Debug, Parser)]
@@ -125,31 +124,56 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = RunOptions {
                 results_path: results,
                 dry_run,
-                progress: !quiet,
+                progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let report =
-                activation::run_campaign(&host.delivery(), &campaign, &audience, &options).await?;
+            let report = run_campaign(
+                Arc::clone(&host.store),
+                Arc::clone(&host.runtime),
+                host.settings.clone(),
+                &campaign,
+                &audience,
+                &options,
+            )
+            .await?;
             print!("{}", report.summary());
+            if report.failures() > 0 {
+                eprintln!(
+                    "{} recipient(s) failed or may not have received the message: see the results file; `POST /api/sends/retry?class=…` retries a class",
+                    report.failures()
+                );
+                return Ok(ExitCode::from(2));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen } => {
             let host = Host::start(&cli.config).await?;
             let listen = listen.unwrap_or(host.config.server.listen);
+            let engine = Arc::new(Engine::new(
+                Arc::clone(&host.store),
+                Arc::clone(&host.runtime),
+                host.settings.clone(),
+                EngineOptions::default(),
+            ));
+            engine.start();
             let state = AppState {
                 runtime: Arc::clone(&host.runtime),
-                store: host.store.clone(),
+                store: Arc::clone(&host.store),
+                engine: Arc::clone(&engine),
+                settings: host.settings.clone(),
                 metrics: Arc::default(),
                 adapters_dir: Some(host.config.adapters_dir.clone()),
+                uploads_dir: host.config.uploads_dir(),
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             let address = listener.local_addr()?;
             println!("listening on http://{address}");
-            tracing::info!(%address, channels = ?host.runtime.channels(), "serving webhooks");
+            tracing::info!(%address, channels = ?host.runtime.channels(), owner = engine.owner(), "serving webhooks and the admin API; delivering");
             axum::serve(listener, server::router(state))
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;
+            engine.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Adapters => {
@@ -172,25 +196,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { campaign } => {
             let config = Config::load(&cli.config)?;
-            let store = Store::open(&config.database)?;
-            let counts = store.delivery_counts(&campaign)?;
-            if counts.is_empty() {
+            let store = open_store(&config)?;
+            let counts = store.campaign_counts(&campaign).await?;
+            if counts.by_state.is_empty() {
                 println!("no sends recorded for campaign `{campaign}`");
             }
-            for (state, count) in counts {
+            for (state, count) in &counts.by_state {
                 println!("  {state:<12} {count:>7}");
+            }
+            for (state, count) in &counts.by_delivery {
+                println!("  delivery:{state:<12} {count:>7}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Why { profile_id } => {
             let config = Config::load(&cli.config)?;
-            let store = Store::open(&config.database)?;
-            let decisions = store.decisions_for(&profile_id)?;
+            let store = open_store(&config)?;
+            let decisions = store.decisions_for(&profile_id).await?;
             if decisions.is_empty() {
                 println!("no decisions recorded for profile `{profile_id}`");
             }
             for decision in decisions {
-                println!("{decision}");
+                println!("{}", serde_json::to_string(&decision)?);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -15,11 +15,18 @@
 //! allow_loopback_http = false    # true only for the simulator
 //!
 //! [dispatch]
-//! concurrency = 16
-//! max_attempts = 5
+//! concurrency = 16               # adapter calls in flight per channel
+//! max_attempts = 5               # before a transient failure is a dead letter
+//! retry_base_ms = 500            # first retry delay; doubles, with jitter
+//! retry_max_ms = 30000
+//! max_retry_after_ms = 60000     # longer "retry after" answers defer the message
+//! lease_ms = 120000              # a claim's lease; must exceed the call timeout
 //!
 //! [channels.whatsapp]
 //! messages_per_second = 80                # overrides the adapter's default
+//! concurrency = 8                         # overrides [dispatch].concurrency for this channel
+//! pair_interval_ms = 6000                 # at most one message per 6 s to one recipient
+//! daily_unique_recipients = 1000          # WhatsApp messaging tier: templates to new people per 24 h
 //! allow_hosts = ["graph.facebook.com"]    # omit to approve all the manifest declares
 //! settings = { phone_number_id = "100000000000001" }
 //! secrets = { access_token = "env:WHATSAPP_ACCESS_TOKEN", app_secret = "env:WHATSAPP_APP_SECRET" }
@@ -35,7 +42,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use switchboard_delivery::dispatch::DispatchConfig;
+use switchboard_delivery::{DeliverySettings, DispatchConfig, LaneConfig};
 use switchboard_runtime::{ChannelGrant, RuntimeOptions, SandboxLimits};
 
 /// A configuration problem, naming the file and field.
@@ -141,6 +148,12 @@ impl Default for SandboxConfig {
 pub struct ChannelConfig {
     /// Sending rate override, messages per second.
     pub messages_per_second: Option<u32>,
+    /// Adapter calls in flight at once on this channel.
+    pub concurrency: Option<usize>,
+    /// The least time between two messages to one recipient, ms.
+    pub pair_interval_ms: Option<u64>,
+    /// The most unique recipients reached with templates in 24 hours.
+    pub daily_unique_recipients: Option<u64>,
     /// Hosts the operator approves for this adapter.
     pub allow_hosts: Option<Vec<String>>,
     /// Settings passed to the adapter.
@@ -172,7 +185,47 @@ impl Config {
                 *field = base.join(&*field);
             }
         }
+        if config.dispatch.lease_ms <= config.sandbox.call_timeout_ms + 1_000 {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                message: format!(
+                    "field `dispatch.lease_ms` ({}) must exceed `sandbox.call_timeout_ms` ({}) by more than a second: a lease that ends while its call still runs would let another engine send the same message",
+                    config.dispatch.lease_ms, config.sandbox.call_timeout_ms
+                ),
+            });
+        }
         Ok(config)
+    }
+
+    /// Where audiences uploaded through the admin API are kept: `uploads/`
+    /// beside the database.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.database
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("uploads")
+    }
+
+    /// How the delivery engine sends: `[dispatch]` and each channel's pacing.
+    pub fn delivery_settings(&self) -> DeliverySettings {
+        DeliverySettings {
+            dispatch: self.dispatch.clone(),
+            lanes: self
+                .channels
+                .iter()
+                .map(|(name, channel)| {
+                    (
+                        name.clone(),
+                        LaneConfig {
+                            messages_per_second: channel.messages_per_second,
+                            concurrency: channel.concurrency,
+                            pair_interval_ms: channel.pair_interval_ms,
+                            daily_unique_recipients: channel.daily_unique_recipients,
+                        },
+                    )
+                })
+                .collect(),
+        }
     }
 
     /// The runtime options this configuration asks for.
@@ -249,6 +302,20 @@ secrets = { access_token = "env:SWITCHBOARD_TEST_SURELY_UNSET_VAR", app_secret =
             error.contains("SWITCHBOARD_TEST_SURELY_UNSET_VAR"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_lease_shorter_than_a_call_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(
+            &path,
+            "[sandbox]\ncall_timeout_ms = 5000\n[dispatch]\nlease_ms = 5500\n",
+        )
+        .unwrap();
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(error.contains("dispatch.lease_ms"), "{error}");
+        assert!(error.contains("sandbox.call_timeout_ms"), "{error}");
     }
 
     #[test]

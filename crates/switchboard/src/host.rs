@@ -1,31 +1,28 @@
-//! The assembled host: configuration, store, loaded adapters and delivery,
-//! shared by every command and by the server.
+//! The assembled host: configuration, store, loaded adapters and delivery
+//! settings, shared by every command and by the server.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use futures::future::BoxFuture;
 use switchboard_contract::model::StorageError;
-use switchboard_delivery::activation;
-use switchboard_delivery::dispatch::Dispatcher;
+use switchboard_delivery::DeliverySettings;
 use switchboard_runtime::AdapterRuntime;
 use switchboard_runtime::storage::{StorageBackend, StorageWrite, quota};
-use switchboard_store::{KvEntry, Store};
+use switchboard_store::{KvEntry, SqliteStore, Store};
 
 use crate::config::Config;
 
-/// Everything a command needs: configuration, store, loaded adapters and
-/// the dispatcher that sends through them.
+/// Everything a command needs.
 pub struct Host {
     /// The configuration.
     pub config: Config,
     /// The database.
-    pub store: Store,
+    pub store: Arc<dyn Store>,
     /// The adapters.
     pub runtime: Arc<AdapterRuntime>,
-    /// Sends through the adapters.
-    pub dispatcher: Arc<Dispatcher>,
+    /// How the delivery engine sends.
+    pub settings: DeliverySettings,
 }
 
 impl Host {
@@ -34,19 +31,18 @@ impl Host {
     pub async fn start(path: &Path) -> anyhow::Result<Self> {
         let config = Config::load(path)?;
         let grants = config.grants(path)?;
-        let store = Store::open(&config.database)
-            .with_context(|| format!("opening the database {}", config.database.display()))?;
+        let store = open_store(&config)?;
         let runtime = Arc::new(AdapterRuntime::with_storage(
             config.runtime_options(),
             grants,
-            Arc::new(StoreStorage(store.clone())),
+            Arc::new(StoreStorage(Arc::clone(&store))),
         )?);
         let loaded = runtime
             .load_dir(&config.adapters_dir)
             .await
-            .with_context(|| {
-                format!(
-                    "loading adapters from {} (run `make adapters`)",
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "loading adapters from {} (run `make adapters`): {error}",
                     config.adapters_dir.display()
                 )
             })?;
@@ -56,42 +52,37 @@ impl Host {
                 eprintln!("warning: skipping adapter: {error}");
             }
         }
-        let overrides = config
-            .channels
-            .iter()
-            .filter_map(|(name, channel)| {
-                channel.messages_per_second.map(|rate| (name.clone(), rate))
-            })
-            .collect();
-        let dispatcher = Arc::new(Dispatcher::new(
-            Arc::clone(&runtime),
-            store.clone(),
-            config.dispatch.clone(),
-            overrides,
-        ));
+        let settings = config.delivery_settings();
         Ok(Self {
             config,
             store,
             runtime,
-            dispatcher,
+            settings,
         })
-    }
-
-    /// What running a campaign needs.
-    pub fn delivery(&self) -> activation::Context {
-        activation::Context {
-            runtime: Arc::clone(&self.runtime),
-            store: self.store.clone(),
-            dispatcher: Arc::clone(&self.dispatcher),
-        }
     }
 }
 
+/// Open the database the configuration names.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(SqliteStore::open(&config.database)?))
+}
+
 /// Adapters' durable storage in the host's database.
-struct StoreStorage(Store);
+struct StoreStorage(Arc<dyn Store>);
 
 fn unavailable(error: switchboard_store::StoreError) -> StorageError {
     StorageError::Unavailable(error.to_string())
+}
+
+fn entry(write: &StorageWrite<'_>) -> KvEntry {
+    KvEntry {
+        channel: write.channel.to_owned(),
+        key: write.key.to_owned(),
+        value: write.value.to_owned(),
+        expires_ms: write.expires_ms,
+        max_entries: write.max_entries,
+        max_bytes: write.max_bytes,
+    }
 }
 
 impl StorageBackend for StoreStorage {
@@ -101,7 +92,12 @@ impl StorageBackend for StoreStorage {
         key: &'a str,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Option<String>, StorageError>> {
-        Box::pin(async move { self.0.kv_get(channel, key, now_ms).map_err(unavailable) })
+        Box::pin(async move {
+            self.0
+                .kv_get(channel, key, now_ms)
+                .await
+                .map_err(unavailable)
+        })
     }
 
     fn put<'a>(
@@ -112,11 +108,12 @@ impl StorageBackend for StoreStorage {
         Box::pin(async move {
             match self
                 .0
-                .kv_put(&entry(&write), false, now_ms)
+                .kv_put(entry(&write), false, now_ms)
+                .await
                 .map_err(unavailable)?
             {
                 Some(_) => Ok(()),
-                None => Err(quota(write.max_entries)),
+                None => Err(quota(write.max_entries, write.max_bytes)),
             }
         })
     }
@@ -128,9 +125,10 @@ impl StorageBackend for StoreStorage {
     ) -> BoxFuture<'a, Result<String, StorageError>> {
         Box::pin(async move {
             self.0
-                .kv_put(&entry(&write), true, now_ms)
+                .kv_put(entry(&write), true, now_ms)
+                .await
                 .map_err(unavailable)?
-                .ok_or_else(|| quota(write.max_entries))
+                .ok_or_else(|| quota(write.max_entries, write.max_bytes))
         })
     }
 
@@ -139,16 +137,6 @@ impl StorageBackend for StoreStorage {
         channel: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(async move { self.0.kv_delete(channel, key).map_err(unavailable) })
-    }
-}
-
-fn entry<'a>(write: &StorageWrite<'a>) -> KvEntry<'a> {
-    KvEntry {
-        channel: write.channel,
-        key: write.key,
-        value: write.value,
-        expires_ms: write.expires_ms,
-        max_entries: write.max_entries,
+        Box::pin(async move { self.0.kv_delete(channel, key).await.map_err(unavailable) })
     }
 }

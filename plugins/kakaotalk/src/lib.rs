@@ -290,9 +290,10 @@ fn recall_retries(
                 }
             }
             Ok(Recall::Settled(outcome)) => {
+                // The record stays until it expires: the host may stop
+                // before it records this outcome, and the retry must find it.
                 modes[index] = Mode::Skip;
                 results.settle(index, outcome);
-                memory::forget(store, &message.idempotency_key);
             }
             Err(error) => {
                 modes[index] = Mode::Skip;

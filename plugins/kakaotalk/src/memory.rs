@@ -299,8 +299,13 @@ pub fn settle(
         for (position, key) in request.grouping_keys.iter().enumerate() {
             let result = results.get(position);
             let member = member_key(key);
-            if present.contains(&position) || result.is_none_or(retry_separately) {
+            if result.is_none_or(retry_separately) {
                 store.delete(&member);
+            } else if present.contains(&position) {
+                // Kept until it expires: the host records this outcome only
+                // after the call returns, and if it stops first, the retry
+                // must resend this very request (NHN answers -1005), never
+                // a new one.
             } else if let Some(result) = result {
                 // Best effort: without it the retry resends and meets -1005.
                 let _ = store.put(
@@ -313,15 +318,9 @@ pub fn settle(
         for &position in &present {
             store.delete(&member_key(&request.grouping_keys[position]));
         }
-    } else {
-        return;
     }
-    if request.grouped() && !request.resend {
-        for index in 0..chunks(&request.body).len() {
-            store.delete(&chunk_key(&request.idempotency_key, index));
-        }
-        store.delete(&head_key(&request.idempotency_key));
-    }
+    // The request's body and head stay until they expire, for the same
+    // reason: a retry after the host stopped resends the request whole.
 }
 
 /// Whether a recipient's result in a processed reply means it was not sent
@@ -693,7 +692,7 @@ mod tests {
     }
 
     #[test]
-    fn a_processed_first_attempt_forgets_everything() {
+    fn a_processed_first_attempt_keeps_what_was_sent_and_releases_the_rest() {
         let batch: Vec<_> = (1..=3).map(|n| message(n, 1)).collect();
         let request = only(fresh(&batch));
         let mut store = MemoryStore::default();
@@ -707,7 +706,16 @@ mod tests {
             Err(SendError::Transient(Failure::new("3006", "internal error"))),
         ];
         settle(&mut store, &request, &results, true);
-        assert!(store.values.is_empty(), "{:?}", store.values);
+        // Sent or settled for good: the records stay until they expire, so a
+        // retry after the host stopped resends this request (NHN: -1005).
+        assert!(store.values.contains_key(&member_key(&key(1))));
+        assert!(store.values.contains_key(&member_key(&key(2))));
+        assert!(
+            store
+                .values
+                .contains_key(&head_key(&request.idempotency_key))
+        );
+        assert!(!store.values.contains_key(&member_key(&key(3))));
         // The recipient NHN refused in passing is grouped afresh on its retry.
         assert!(matches!(
             recall(&mut store, &key(3)).expect("works"),
@@ -734,10 +742,12 @@ mod tests {
             );
             assert_eq!(store.values, before);
         }
-        // Refused for good (credentials): forgotten.
+        // Refused for good (credentials): nothing was sent, the members are
+        // released; the request's body stays until it expires.
         let auth = SendError::AuthFailed(Failure::new("-1001", "invalid secretKey"));
         settle(&mut store, &request, &[Err(auth.clone()), Err(auth)], false);
-        assert!(store.values.is_empty(), "{:?}", store.values);
+        assert!(!store.values.contains_key(&member_key(&key(1))));
+        assert!(!store.values.contains_key(&member_key(&key(2))));
     }
 
     #[test]
@@ -757,8 +767,8 @@ mod tests {
             Err(SendError::Transient(Failure::new("3006", "internal error"))),
         ];
         settle(&mut store, &resend, &results, true);
-        // Message 1 was in the batch: settled by the host, forgotten.
-        assert!(!store.values.contains_key(&member_key(&key(1))));
+        // Message 1 was in the batch: its record stays until it expires.
+        assert!(store.values.contains_key(&member_key(&key(1))));
         // Message 2 settles on its retry without a request, as NHN said.
         match recall(&mut store, &key(2)).expect("works") {
             Recall::Settled(Err(SendError::RecipientUnreachable(failure))) => {

@@ -197,28 +197,6 @@ pub fn fix<'a>(
     }
 }
 
-/// Forget what a request recorded once its outcome is final for the
-/// members of this batch: their records (`recorded` says whether a push
-/// member has one: only retries do), and for a fresh multicast, whose
-/// members were all here, the group. After a resend the group stays: other
-/// members may still come back and must find it.
-pub fn forget<'a>(
-    store: &mut impl Store,
-    request: &Planned,
-    idempotency_key: impl Fn(usize) -> &'a str,
-    recorded: impl Fn(usize) -> bool,
-) {
-    let multicast = request.endpoint == Endpoint::Multicast;
-    for &member in &request.members {
-        if multicast || recorded(member) {
-            store.delete(&member_key(idempotency_key(member)));
-        }
-    }
-    if multicast && !request.resend {
-        store.delete(&group_key(&request.retry_key));
-    }
-}
-
 /// Every member of `members` refused because storage failed.
 fn refuse_all(members: &[usize], why: &str) -> Fixed {
     Fixed {
@@ -355,10 +333,12 @@ mod tests {
         assert_eq!(resend.recipients, first.recipients);
         assert_eq!(resend.members, vec![0]);
 
-        // Once settled, Ben's record goes; the group stays for the others.
-        forget(&mut store, &resend, |_| "k1", |_| true);
-        assert!(!store.values.contains_key(&member_key("k1")));
-        assert!(store.values.contains_key(&group_key(&first.retry_key)));
+        // Records stay until they expire: Ben's again, and the group for
+        // the others (and for Ben, should the host stop before settling).
+        let again = call(&mut store, &[candidate(0, "k1", BEN, 3)])
+            .request
+            .expect("resent");
+        assert_eq!(again.retry_key, first.retry_key);
         let chen = call(&mut store, &[candidate(0, "k2", CHEN, 3)])
             .request
             .expect("resent");
@@ -374,8 +354,6 @@ mod tests {
         assert_eq!(push.endpoint, Endpoint::Push);
         assert_eq!(push.retry_key, push_retry_key("k9"));
         assert_eq!(store.values[&member_key("k9")], PUSHED_ALONE);
-        forget(&mut store, &push, |_| "k9", |_| true);
-        assert!(store.values.is_empty());
     }
 
     #[test]
@@ -476,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn a_settled_first_attempt_forgets_everything() {
+    fn a_settled_first_attempt_keeps_its_records_for_a_retry_after_a_crash() {
         let mut store = MemoryStore::default();
         let request = call(
             &mut store,
@@ -484,9 +462,13 @@ mod tests {
         )
         .request
         .expect("sent");
-        let keys = ["k0", "k1"];
-        forget(&mut store, &request, |i| keys[i], |_| false);
-        assert!(store.values.is_empty(), "{:?}", store.values);
+        // The host stopped before recording the outcome: Ana's retry
+        // resends the whole group under its key.
+        let retry = call(&mut store, &[candidate(0, "k0", ANA, 2)])
+            .request
+            .expect("resent");
+        assert_eq!(retry.retry_key, request.retry_key);
+        assert_eq!(retry.recipients, request.recipients);
     }
 
     #[test]

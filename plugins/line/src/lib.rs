@@ -249,7 +249,6 @@ impl Adapter for Line {
         });
         let plan = payload::plan(&candidates, |key| remembered.get(key).cloned());
         let key_of = |member: usize| batch[member].idempotency_key.as_str();
-        let retried = |member: usize| batch[member].attempt > 1;
         let mut made = 0usize;
         for request in plan {
             if started.elapsed() >= budget {
@@ -305,13 +304,12 @@ impl Adapter for Line {
                     ));
                 }
             }
+            // The records stay until they expire (24 h, as long as LINE
+            // keeps the retry key): the host records these outcomes only
+            // after the call returns, and if it stops first, a retry must
+            // resend the same group under the same key.
             for &member in &request.members {
                 results.settle(member, outcome.clone());
-            }
-            // Reported first, then forgotten: a call that dies in between
-            // leaves records that only expire.
-            if !errors::may_retry(&outcome) {
-                groups::forget(&mut store, &request, key_of, retried);
             }
         }
         results.into_results()

@@ -77,6 +77,57 @@ pub fn packages_with(overrides: &[(&str, &Path)]) -> tempfile::TempDir {
     dir
 }
 
+/// The text of a host configuration (database `switchboard.db` beside it)
+/// for every platform `simulator` serves, loading the packages in
+/// `packages`, with `extra` appended: it continues the WhatsApp table,
+/// which comes last, before any table it opens itself.
+pub fn config_text(
+    simulator: &switchboard_simulator::SimulatorHandle,
+    packages: &Path,
+    extra: &str,
+) -> String {
+    config_with_sections(&platforms::config_sections(simulator), packages, extra)
+}
+
+/// The configuration's text. A `[sandbox]` table in `extra` is merged with
+/// the harness's own (which lets adapters reach the simulator).
+fn config_with_sections(sections: &str, packages: &Path, extra: &str) -> String {
+    let (sandbox, extra) = if extra.contains("[sandbox]") {
+        (
+            String::new(),
+            extra.replace("[sandbox]\n", "[sandbox]\nallow_loopback_http = true\n"),
+        )
+    } else {
+        (
+            "[sandbox]\nallow_loopback_http = true\n".to_owned(),
+            extra.to_owned(),
+        )
+    };
+    format!(
+        "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n{sandbox}\n{sections}\n{extra}\n",
+        packages = packages.display(),
+        cache = workspace_root().join("target/wasm/cwasm-cache").display(),
+    )
+}
+
+/// The `switchboard` binary, built (debug profile) once per test process,
+/// for tests that run it as a real process (and kill it).
+pub fn switchboard_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let root = workspace_root();
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&root)
+            .args(["build", "--quiet", "--bin", "switchboard"])
+            .status();
+        match status {
+            Ok(status) if status.success() => root.join("target/debug/switchboard"),
+            Ok(status) => panic!("cargo build --bin switchboard failed with {status}"),
+            Err(error) => panic!("could not run cargo build: {error}"),
+        }
+    })
+}
+
 /// The package of the WhatsApp adapter as released against contract 1.0.0
 /// (`tests/fixtures/contract-1.0.0/`, rebuilt by its `rebuild.sh`).
 pub fn contract_1_0_whatsapp() -> PathBuf {
@@ -141,7 +192,6 @@ impl Harness {
         .await
         .expect("simulator starts");
         let dir = tempfile::tempdir().expect("temporary directory");
-        let root = workspace_root();
         // Every platform's table, WhatsApp's last: `extra_config` continues
         // it (e.g. a rate override) before any table it opens itself.
         let mut sections = platforms::config_sections(&simulator);
@@ -155,11 +205,7 @@ impl Harness {
                 .collect();
             sections = format!("{}\n{}", section(&simulator), kept.join("\n\n"));
         }
-        let config = format!(
-            "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n[sandbox]\nallow_loopback_http = true\n\n{sections}\n{extra_config}\n",
-            packages = packages.display(),
-            cache = root.join("target/wasm/cwasm-cache").display(),
-        );
+        let config = config_with_sections(&sections, packages, extra_config);
         let config_path = dir.path().join("switchboard.toml");
         std::fs::write(&config_path, config).expect("write config");
         let host = switchboard::Host::start(&config_path)
@@ -184,12 +230,39 @@ impl Harness {
     /// platform's webhooks at `/webhooks/{channel}` there, and return its
     /// base URL.
     pub async fn serve(&self) -> String {
-        let state = switchboard_server::AppState {
+        let state = self.app_state(self.engine());
+        self.serve_state(state).await
+    }
+
+    /// A delivery engine over the harness's host, not started.
+    pub fn engine(&self) -> std::sync::Arc<switchboard_delivery::Engine> {
+        std::sync::Arc::new(switchboard_delivery::Engine::new(
+            std::sync::Arc::clone(&self.host.store),
+            std::sync::Arc::clone(&self.host.runtime),
+            self.host.settings.clone(),
+            switchboard_delivery::EngineOptions::default(),
+        ))
+    }
+
+    /// The server's state over the harness's host and `engine`.
+    pub fn app_state(
+        &self,
+        engine: std::sync::Arc<switchboard_delivery::Engine>,
+    ) -> switchboard_server::AppState {
+        switchboard_server::AppState {
             runtime: std::sync::Arc::clone(&self.host.runtime),
-            store: self.host.store.clone(),
+            store: std::sync::Arc::clone(&self.host.store),
+            engine,
+            settings: self.host.settings.clone(),
             metrics: std::sync::Arc::default(),
             adapters_dir: Some(self.host.config.adapters_dir.clone()),
-        };
+            uploads_dir: self.dir.path().join("uploads"),
+        }
+    }
+
+    /// Serve `state` on a loopback port (webhooks and the admin API), point
+    /// every simulated platform's webhooks at it, and return its base URL.
+    pub async fn serve_state(&self, state: switchboard_server::AppState) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -223,23 +296,107 @@ impl Harness {
         base
     }
 
-    /// Run a campaign file over an audience file, writing results beside them.
-    pub async fn send(
+    /// Run a campaign file over an audience file as `switchboard send`
+    /// does, writing results beside them.
+    pub async fn send(&self, campaign: &Path, audience: &Path) -> anyhow::Result<Finished> {
+        self.send_with(campaign, audience, false).await
+    }
+
+    /// Like [`Harness::send`], with `dry_run`.
+    pub async fn send_with(
         &self,
         campaign: &Path,
         audience: &Path,
-    ) -> anyhow::Result<switchboard_delivery::activation::RunReport> {
-        let options = switchboard_delivery::activation::RunOptions {
-            results_path: Some(self.dir.path().join("results.jsonl")),
-            dry_run: false,
+        dry_run: bool,
+    ) -> anyhow::Result<Finished> {
+        let results = self.dir.path().join("results.jsonl");
+        let options = switchboard_delivery::RunOptions {
+            results_path: Some(results.clone()),
+            dry_run,
             progress: false,
         };
-        switchboard_delivery::activation::run_campaign(
-            &self.host.delivery(),
+        let report = switchboard_delivery::run_campaign(
+            std::sync::Arc::clone(&self.host.store),
+            std::sync::Arc::clone(&self.host.runtime),
+            self.host.settings.clone(),
             campaign,
             audience,
             &options,
         )
-        .await
+        .await?;
+        let mut lines = switchboard_delivery::results::read_results(&results)?;
+        lines.sort_by_key(|line| line.line);
+        Ok(Finished { report, lines })
+    }
+}
+
+/// A finished campaign run: the report and the results file's lines, in
+/// audience order.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// What the run reported.
+    pub report: switchboard_delivery::RunReport,
+    /// The results file, sorted by audience line.
+    pub lines: Vec<switchboard_delivery::ResultLine>,
+}
+
+impl std::ops::Deref for Finished {
+    type Target = switchboard_delivery::RunReport;
+
+    fn deref(&self) -> &Self::Target {
+        &self.report
+    }
+}
+
+/// A `switchboard serve` process, killed when dropped.
+pub struct ServeProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Start `switchboard --config <config> serve --listen 127.0.0.1:0` and
+    /// wait (up to a minute) for it to say where it listens.
+    pub fn start(config: &Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(switchboard_binary())
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("switchboard serve starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (found, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    let _ = found.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = receive
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("serve says where it listens");
+        Self { child, url }
+    }
+
+    /// Kill it with SIGKILL and wait for it to die.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -14,6 +14,7 @@ use switchboard_contract::model::FreeFormRule;
 use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::{self, Platform};
 use switchboard_simulator::SimulatorConfig;
+use switchboard_store::SendQuery;
 
 async fn harness() -> Harness {
     Harness::start(SimulatorConfig::default(), "").await
@@ -142,7 +143,13 @@ async fn forged_webhooks_are_rejected_and_handshakes_answered() {
     for platform in platforms::all() {
         let harness = harness().await;
         let base = harness.serve().await;
-        let before = harness.host.store.sends(None).unwrap().len();
+        let before = harness
+            .host
+            .store
+            .sends(SendQuery::default())
+            .await
+            .unwrap()
+            .len();
         let response = (platform.forged_webhook)(&harness, &base)
             .send()
             .await
@@ -153,7 +160,16 @@ async fn forged_webhooks_are_rejected_and_handshakes_answered() {
             platform.channel,
             response.status()
         );
-        assert_eq!(harness.host.store.sends(None).unwrap().len(), before);
+        assert_eq!(
+            harness
+                .host
+                .store
+                .sends(SendQuery::default())
+                .await
+                .unwrap()
+                .len(),
+            before
+        );
         if let Some(handshake) = platform.handshake {
             let (request, expected) = handshake(&harness, &base);
             let response = request.send().await.unwrap();

@@ -13,6 +13,7 @@ use switchboard_e2e::platforms::line::user_id;
 use switchboard_e2e::{Harness, contract_1_0_whatsapp, packages_with};
 use switchboard_runtime::{AdapterRuntime, RuntimeError, RuntimeOptions};
 use switchboard_simulator::SimulatorConfig;
+use switchboard_store::SendQuery;
 
 const CAMPAIGN: &str = r#"
 name = "mixed-versions"
@@ -78,7 +79,15 @@ async fn a_1_0_component_sends_beside_1_1_adapters() {
         .collect();
     assert_eq!(line_to, BTreeSet::from([user_id(2), user_id(3)]));
     // The 1.0.0 receipt's id reached the outbox through the shim.
-    let sent = harness.host.store.sends(Some("mixed-versions")).unwrap();
+    let sent = harness
+        .host
+        .store
+        .sends(SendQuery {
+            campaign: Some("mixed-versions".into()),
+            ..SendQuery::default()
+        })
+        .await
+        .unwrap();
     let on_whatsapp = sent.iter().find(|s| s.channel == "whatsapp").unwrap();
     assert!(
         on_whatsapp

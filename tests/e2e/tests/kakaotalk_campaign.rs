@@ -11,6 +11,7 @@ use switchboard_e2e::platforms::kakaotalk::{
 };
 use switchboard_simulator::SimulatorConfig;
 use switchboard_simulator::kakaotalk::{MessageKind, codes};
+use switchboard_store::SendQuery;
 
 const UTILITY_AUDIENCE: &str = "\
 profile_id,name,order_no,country,phone,consent_kakaotalk_utility
@@ -35,9 +36,9 @@ parameters = { name = "{{name}}", orderNo = "{{order_no}}" }
 "#;
 
 fn line<'a>(
-    report: &'a switchboard_delivery::activation::RunReport,
+    report: &'a switchboard_e2e::Finished,
     profile: &str,
-) -> &'a switchboard_delivery::activation::ResultLine {
+) -> &'a switchboard_delivery::ResultLine {
     report
         .lines
         .iter()
@@ -91,9 +92,10 @@ async fn an_alimtalk_campaign_reaches_the_consenting_korean_numbers_in_one_reque
         "{counts:?}"
     );
     assert_eq!(
-        counts[&("failed".into(), "unreachable".into())],
-        2,
-        "{counts:?}"
+        counts.get(&("failed".into(), "unreachable".into())),
+        Some(&2),
+        "k05 not Korean, k06 not a KakaoTalk user: {counts:?}\n{:#?}",
+        report.lines
     );
     assert_eq!(report.count("rejected"), 1, "the truncated row k08");
     let foreign = line(&report, "k05");
@@ -118,7 +120,15 @@ async fn an_alimtalk_campaign_reaches_the_consenting_korean_numbers_in_one_reque
     // The result webhooks come back through the host.
     assert!(kakao.wait_for_webhooks(Duration::from_secs(20)).await);
     assert_eq!(kakao.stats().results_posted, 3);
-    let sends = harness.host.store.sends(Some("order-shipped")).unwrap();
+    let sends = harness
+        .host
+        .store
+        .sends(SendQuery {
+            campaign: Some("order-shipped".into()),
+            ..SendQuery::default()
+        })
+        .await
+        .unwrap();
     let state_of = |profile: &str| {
         sends
             .iter()

@@ -92,9 +92,9 @@ async fn personalised_texts_go_by_push_to_exactly_the_consenting_users_once() {
         .lines
         .iter()
         .find(|l| l.profile_id.as_deref() == Some("l07"))
-        .unwrap();
+        .unwrap_or_else(|| panic!("no line for l07: {:#?}\n{}", report.lines, report.summary()));
     assert_eq!(
-        (gus.outcome, gus.class.as_deref()),
+        (gus.outcome.as_str(), gus.class.as_deref()),
         ("failed", Some("unreachable")),
         "{gus:?}"
     );
@@ -290,7 +290,12 @@ async fn webhooks_update_consent_and_forged_ones_are_refused() {
         .await
         .unwrap();
 
-    let history = harness.host.store.consent_history("line", &ben).unwrap();
+    let history = harness
+        .host
+        .store
+        .consent_history("line", &ben)
+        .await
+        .unwrap();
     assert_eq!(
         history.len(),
         1,
@@ -332,6 +337,7 @@ async fn webhooks_update_consent_and_forged_ones_are_refused() {
             .host
             .store
             .consent_history("line", &user_id(1))
+            .await
             .unwrap()
             .is_empty()
     );
@@ -349,7 +355,7 @@ async fn webhooks_update_consent_and_forged_ones_are_refused() {
         .find(|l| l.profile_id.as_deref() == Some("l02"))
         .unwrap();
     assert_eq!(
-        (ben_line.outcome, ben_line.reason.as_deref()),
+        (ben_line.outcome.as_str(), ben_line.reason.as_deref()),
         ("skipped", Some("opted_out")),
         "{ben_line:?}"
     );

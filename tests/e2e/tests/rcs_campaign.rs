@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use switchboard_contract::model::{Content, OutboundMessage, Purpose};
 use switchboard_e2e::Harness;
 use switchboard_simulator::{RcsConfig, SimulatorConfig};
-use switchboard_store::SendRecord;
+use switchboard_store::{ClaimRequest, Enqueued, NewSend, SendQuery, SendRecord, now_ms};
 
 const CAMPAIGN: &str = r#"
 name = "rcs-winback"
@@ -51,8 +52,16 @@ async fn served(simulator: SimulatorConfig) -> (Harness, String) {
     (harness, base)
 }
 
-fn sends(harness: &Harness, campaign: &str) -> Vec<SendRecord> {
-    harness.host.store.sends(Some(campaign)).expect("sends")
+async fn sends(harness: &Harness, campaign: &str) -> Vec<SendRecord> {
+    harness
+        .host
+        .store
+        .sends(SendQuery {
+            campaign: Some(campaign.to_owned()),
+            ..SendQuery::default()
+        })
+        .await
+        .expect("sends")
 }
 
 /// Waits until `done` holds for the campaign's sends (or 15 s pass).
@@ -62,13 +71,13 @@ async fn wait_for_sends(
     done: impl Fn(&[SendRecord]) -> bool,
 ) -> Vec<SendRecord> {
     for _ in 0..300 {
-        let current = sends(harness, campaign);
+        let current = sends(harness, campaign).await;
         if done(&current) {
             return current;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    sends(harness, campaign)
+    sends(harness, campaign).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +143,7 @@ async fn a_campaign_reaches_the_consenting_rcs_numbers_once_and_statuses_come_ba
         .find(|l| l.profile_id.as_deref() == Some("r03"))
         .expect("r03");
     assert_eq!(
-        (chen.outcome, chen.class.as_deref()),
+        (chen.outcome.as_str(), chen.class.as_deref()),
         ("failed", Some("unreachable")),
         "{chen:?}"
     );
@@ -186,35 +195,114 @@ async fn a_campaign_reaches_the_consenting_rcs_numbers_once_and_statuses_come_ba
     assert_eq!(rcs.stats().token_requests, 1);
 }
 
+/// The outbox key a campaign run gives a recipient's send on a channel: the
+/// stable format of `switchboard_core::campaign::idempotency_key` (the core
+/// crate is not a dependency of these tests).
+fn run_key(campaign: &str, profile_id: &str, channel: &str, step: u32) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for field in [campaign, profile_id, channel] {
+        hasher.update(field.as_bytes());
+        hasher.update([0x1f]);
+    }
+    hasher.update(step.to_string().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_left_in_flight_is_resent_with_the_same_message_id_and_deduplicated() {
     let (harness, _base) = served(SimulatorConfig::default()).await;
+    let store = &harness.host.store;
+    let rcs = harness.simulator.rcs();
+    let adapter = harness.host.runtime.get("rcs").expect("rcs loaded");
+    assert!(
+        adapter.info.deduplicates,
+        "RBM deduplicates on the messageId"
+    );
     let audience = harness.write(
         "audience.csv",
         "profile_id,name,phone,consent_rcs_marketing\nd1,Ana,+4915112352001,yes\n",
     );
     let campaign = harness.write("campaign.toml", CAMPAIGN);
-    let report = harness
-        .send(&campaign, &audience)
-        .await
-        .expect("campaign runs");
-    assert_eq!(report.count("sent"), 1, "{}", report.summary());
 
-    // As if the host had stopped after RBM accepted the message but before
-    // it recorded that: the send is left in flight.
-    let key = sends(&harness, "rcs-winback")[0].idempotency_key.clone();
-    harness
-        .host
-        .store
-        .mark_in_flight(&[key.as_str()], 0)
-        .expect("mark in flight");
+    // As if an earlier run had put the send in the outbox, claimed it,
+    // written its request and RBM had accepted the message, and then the
+    // host had stopped before recording that: the send is left leased, its
+    // request written, under a lease that runs out.
+    let key = run_key("rcs-winback", "d1", "rcs", 0);
+    let message = OutboundMessage {
+        idempotency_key: key.clone(),
+        to: "+4915112352001".into(),
+        purpose: Purpose::Marketing,
+        content: Content::Text("Hi Ana, we miss you: 20% off with BACK20".into()),
+        ttl_seconds: None,
+        attempt: 1,
+    };
+    let enqueued = store
+        .enqueue(
+            vec![NewSend {
+                message,
+                campaign: "rcs-winback".into(),
+                profile_id: "d1".into(),
+                line: Some(2),
+                channel: "rcs".into(),
+                step: 0,
+                window: None,
+                deduplicates: adapter.info.deduplicates,
+                due_ms: 0,
+                deferred_reason: None,
+                deferred_message: None,
+                deadline_ms: None,
+                fallback: vec![],
+            }],
+            vec![],
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(enqueued, [Enqueued::Inserted]);
+    let claimed = store
+        .claim(ClaimRequest {
+            channel: "rcs".into(),
+            owner: "stopped-host".into(),
+            limit: 10,
+            now_ms: now_ms(),
+            lease_ms: 300,
+            campaign: Some("rcs-winback".into()),
+        })
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let lost = store
+        .mark_written("stopped-host", vec![key.clone()])
+        .await
+        .expect("mark written");
+    assert!(lost.is_empty(), "{lost:?}");
+    let accepted = adapter
+        .send(&[claimed[0].message.clone()])
+        .await
+        .expect("adapter call");
+    let receipt = accepted[0].as_ref().expect("RBM accepted the message");
+    assert!(!receipt.duplicate);
+    assert_eq!(rcs.messages().len(), 1);
+    assert_eq!(sends(&harness, "rcs-winback").await[0].state, "leased");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     let rerun = harness.send(&campaign, &audience).await.expect("re-run");
     // RBM is deduplicating: the retry is safe and reports the earlier send.
     assert_eq!(rerun.count("already_sent"), 1, "{}", rerun.summary());
-    let rcs = harness.simulator.rcs();
+    assert_eq!(rerun.lines.len(), 1, "{:?}", rerun.lines);
+    assert_eq!(rerun.lines[0].outcome, "already_sent", "{:?}", rerun.lines);
     assert_eq!(rcs.messages().len(), 1, "nothing new was delivered");
     assert_eq!(rcs.stats().duplicates, 1);
-    assert_eq!(sends(&harness, "rcs-winback")[0].state, "sent");
+    let sends = sends(&harness, "rcs-winback").await;
+    assert_eq!(sends.len(), 1, "the re-run found the same send: {sends:?}");
+    assert_eq!(sends[0].idempotency_key, key);
+    assert_eq!(sends[0].state, "sent", "{sends:?}");
+    assert_eq!(sends[0].attempts, 2, "{sends:?}");
+    assert_eq!(
+        sends[0].platform_message_id, receipt.platform_message_id,
+        "the same messageId"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,6 +466,7 @@ async fn webhooks_are_verified_and_read() {
             .host
             .store
             .consent_history("rcs", "+4915112355001")
+            .await
             .expect("history")
             .is_empty()
     );
@@ -398,10 +487,11 @@ async fn webhooks_are_verified_and_read() {
         .host
         .store
         .consent_history("rcs", "+4915112355001")
+        .await
         .expect("history");
     assert_eq!(history.len(), 1, "{history:?}");
     assert!(!history[0].opted_in);
-    assert_eq!(history[0].purpose.as_deref(), Some("marketing"));
+    assert_eq!(history[0].purpose, Some(Purpose::Marketing));
 
     // An inbound text through the simulator is accepted by the host.
     harness

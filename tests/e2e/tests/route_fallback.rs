@@ -47,30 +47,30 @@ async fn unreachable_or_unconsented_recipients_fall_through_to_the_next_channel(
             .find(|l| l.profile_id.as_deref() == Some(id))
             .unwrap();
         (
-            line.outcome,
+            line.outcome.clone(),
             line.channel.clone().unwrap_or_default(),
-            line.content,
+            line.content.clone(),
         )
     };
     assert_eq!(
         outcome("f1"),
-        ("sent", "kakaotalk".into(), Some("template")),
+        ("sent".into(), "kakaotalk".into(), Some("template".into())),
         "{}",
         report.summary()
     );
     assert_eq!(
         outcome("f2"),
-        ("sent", "rcs".into(), Some("text")),
+        ("sent".into(), "rcs".into(), Some("text".into())),
         "3019 on KakaoTalk, then RCS"
     );
     assert_eq!(
         outcome("f3"),
-        ("sent", "rcs".into(), Some("text")),
+        ("sent".into(), "rcs".into(), Some("text".into())),
         "no KakaoTalk consent, then RCS"
     );
     assert_eq!(
         outcome("f4"),
-        ("sent", "rcs".into(), Some("text")),
+        ("sent".into(), "rcs".into(), Some("text".into())),
         "not a Korean number, then RCS"
     );
     let f5 = report
@@ -79,7 +79,7 @@ async fn unreachable_or_unconsented_recipients_fall_through_to_the_next_channel(
         .find(|l| l.profile_id.as_deref() == Some("f5"))
         .unwrap();
     assert_eq!(
-        (f5.outcome, f5.reason.as_deref()),
+        (f5.outcome.as_str(), f5.reason.as_deref()),
         ("skipped", Some("no_consent"))
     );
 

@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use switchboard_e2e::Harness;
 use switchboard_simulator::SimulatorConfig;
+use switchboard_store::SendQuery;
 
 fn sign(secret: &str, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -41,7 +42,15 @@ async fn signed_statuses_update_sends_and_forged_ones_change_nothing() {
     );
     let report = harness.send(&campaign, &audience).await.unwrap();
     let wamid = report.lines[0].platform_message_id.clone().expect("sent");
-    let key = harness.host.store.sends(Some("hooks")).unwrap()[0]
+    let key = harness
+        .host
+        .store
+        .sends(SendQuery {
+            campaign: Some("hooks".into()),
+            ..SendQuery::default()
+        })
+        .await
+        .unwrap()[0]
         .idempotency_key
         .clone();
 
@@ -52,6 +61,7 @@ async fn signed_statuses_update_sends_and_forged_ones_change_nothing() {
             .host
             .store
             .send(&key)
+            .await
             .unwrap()
             .unwrap()
             .delivery_state;
@@ -88,7 +98,7 @@ async fn signed_statuses_update_sends_and_forged_ones_change_nothing() {
             "signature {signature:?} must be rejected"
         );
     }
-    let after = harness.host.store.send(&key).unwrap().unwrap();
+    let after = harness.host.store.send(&key).await.unwrap().unwrap();
     assert_eq!(
         after.delivery_state.as_deref(),
         Some("read"),
@@ -113,6 +123,7 @@ async fn signed_statuses_update_sends_and_forged_ones_change_nothing() {
             .host
             .store
             .send(&key)
+            .await
             .unwrap()
             .unwrap()
             .delivery_state
@@ -175,7 +186,7 @@ async fn marketing_opt_outs_from_the_platform_suppress_later_campaigns() {
         .find(|l| l.profile_id.as_deref() == Some("o1"))
         .unwrap();
     assert_eq!(
-        (o1.outcome, o1.reason.as_deref()),
+        (o1.outcome.as_str(), o1.reason.as_deref()),
         ("skipped", Some("opted_out")),
         "{o1:?}"
     );

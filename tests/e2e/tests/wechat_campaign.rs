@@ -8,6 +8,7 @@ use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::wechat::{self, openid, signed_query};
 use switchboard_simulator::wechat::{ORDER_TEMPLATE_ID, SentMessage, crypto};
 use switchboard_simulator::{SimulatorConfig, WeChatConfig};
+use switchboard_store::SendQuery;
 
 /// Serve the host's webhooks and point the simulator's WeChat pushes at them.
 async fn serve(harness: &Harness) -> String {
@@ -32,14 +33,26 @@ fn order_campaign(name: &str, text: bool) -> String {
 }
 
 fn line<'a>(
-    report: &'a switchboard_delivery::activation::RunReport,
+    report: &'a switchboard_e2e::Finished,
     profile: &str,
-) -> &'a switchboard_delivery::activation::ResultLine {
+) -> &'a switchboard_delivery::ResultLine {
     report
         .lines
         .iter()
         .find(|l| l.profile_id.as_deref() == Some(profile))
         .unwrap_or_else(|| panic!("no line for {profile}: {}", report.summary()))
+}
+
+/// How many conversation windows the host has recorded for `address` on WeChat.
+async fn windows(harness: &Harness, address: &str) -> usize {
+    harness
+        .host
+        .store
+        .recipient_states("wechat", vec![address.to_owned()])
+        .await
+        .unwrap()
+        .get(address)
+        .map_or(0, |state| state.windows.len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,32 +95,36 @@ async fn who_wrote_in_gets_text_the_rest_templates_once_and_statuses_come_back()
     let report = harness.send(&campaign, &audience).await.unwrap();
 
     let w1 = line(&report, "w1");
-    assert_eq!((w1.outcome, w1.content), ("sent", Some("text")), "{w1:?}");
+    assert_eq!(
+        (w1.outcome.as_str(), w1.content.as_deref()),
+        ("sent", Some("text")),
+        "{w1:?}"
+    );
     let w2 = line(&report, "w2");
     assert_eq!(
-        (w2.outcome, w2.content),
+        (w2.outcome.as_str(), w2.content.as_deref()),
         ("sent", Some("template")),
         "{w2:?}"
     );
     let w3 = line(&report, "w3");
     assert_eq!(
-        (w3.outcome, w3.reason.as_deref()),
+        (w3.outcome.as_str(), w3.reason.as_deref()),
         ("skipped", Some("no_consent"))
     );
     let w4 = line(&report, "w4");
     assert_eq!(
-        (w4.outcome, w4.reason.as_deref()),
+        (w4.outcome.as_str(), w4.reason.as_deref()),
         ("skipped", Some("no_address"))
     );
     let w5 = line(&report, "w5");
     assert_eq!(
-        (w5.outcome, w5.reason.as_deref()),
+        (w5.outcome.as_str(), w5.reason.as_deref()),
         ("skipped", Some("opted_out")),
         "{w5:?}"
     );
     let w6 = line(&report, "w6");
     assert_eq!(
-        (w6.outcome, w6.class.as_deref()),
+        (w6.outcome.as_str(), w6.class.as_deref()),
         ("failed", Some("opted_out")),
         "{w6:?}"
     );
@@ -139,7 +156,15 @@ async fn who_wrote_in_gets_text_the_rest_templates_once_and_statuses_come_back()
     // The template's TEMPLATESENDJOBFINISH push marks it delivered.
     assert!(wechat.wait_for_webhooks(Duration::from_secs(10)).await);
     assert_eq!(wechat.stats().template_statuses_posted, 1);
-    let sends = harness.host.store.sends(Some("order-update")).unwrap();
+    let sends = harness
+        .host
+        .store
+        .sends(SendQuery {
+            campaign: Some("order-update".into()),
+            ..SendQuery::default()
+        })
+        .await
+        .unwrap();
     let ben_send = sends.iter().find(|s| s.profile_id == "w2").unwrap();
     assert_eq!(
         ben_send.platform_message_id.as_deref(),
@@ -225,7 +250,7 @@ async fn the_window_allows_five_free_form_messages_then_the_host_stops() {
         let report = harness.send(&reply(n, ""), &audience).await.unwrap();
         let q1 = line(&report, "q1");
         assert_eq!(
-            (q1.outcome, q1.content),
+            (q1.outcome.as_str(), q1.content.as_deref()),
             ("sent", Some("text")),
             "reply {n}: {q1:?}"
         );
@@ -233,7 +258,7 @@ async fn the_window_allows_five_free_form_messages_then_the_host_stops() {
     let sixth = harness.send(&reply(6, ""), &audience).await.unwrap();
     let q1 = line(&sixth, "q1");
     assert_eq!(
-        (q1.outcome, q1.reason.as_deref()),
+        (q1.outcome.as_str(), q1.reason.as_deref()),
         ("skipped", Some("window_cap_reached")),
         "{q1:?}"
     );
@@ -246,7 +271,7 @@ async fn the_window_allows_five_free_form_messages_then_the_host_stops() {
         .unwrap();
     let q1 = line(&forced, "q1");
     assert_eq!(
-        (q1.outcome, q1.class.as_deref()),
+        (q1.outcome.as_str(), q1.class.as_deref()),
         ("failed", Some("window_closed")),
         "{q1:?}"
     );
@@ -310,27 +335,13 @@ async fn forged_pushes_are_refused_and_change_nothing() {
     let elsewhere = crypto::encrypt(&key, "wx0000000000000000", b"0123456789abcdef", &plaintext);
     let forged = push(&token, &elsewhere, &sign(&elsewhere)).await.unwrap();
     assert_eq!(forged.status(), 401);
-    assert!(
-        harness
-            .host
-            .store
-            .windows("wechat", &victim)
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(windows(&harness, &victim).await, 0);
 
     // The genuine push opens the window.
     let accepted = push(&token, &genuine, &sign(&genuine)).await.unwrap();
     assert_eq!(accepted.status(), 200);
     assert_eq!(accepted.text().await.unwrap(), "success");
-    assert!(
-        !harness
-            .host
-            .store
-            .windows("wechat", &victim)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(windows(&harness, &victim).await > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,7 +145,7 @@ async fn free_form_outside_the_window_is_refused_by_policy_and_if_forced_by_the_
         .find(|l| l.profile_id.as_deref() == Some("q1"))
         .unwrap();
     assert_eq!(
-        (q1.outcome, q1.reason.as_deref()),
+        (q1.outcome.as_str(), q1.reason.as_deref()),
         ("skipped", Some("window_closed_no_template")),
         "{q1:?}"
     );
@@ -154,7 +154,11 @@ async fn free_form_outside_the_window_is_refused_by_policy_and_if_forced_by_the_
         .iter()
         .find(|l| l.profile_id.as_deref() == Some("q2"))
         .unwrap();
-    assert_eq!((q2.outcome, q2.content), ("sent", Some("text")), "{q2:?}");
+    assert_eq!(
+        (q2.outcome.as_str(), q2.content.as_deref()),
+        ("sent", Some("text")),
+        "{q2:?}"
+    );
     assert_eq!(
         recipients(&harness),
         BTreeSet::from(["4915112340012".to_owned()]),
@@ -173,7 +177,7 @@ async fn free_form_outside_the_window_is_refused_by_policy_and_if_forced_by_the_
         .find(|l| l.profile_id.as_deref() == Some("q1"))
         .unwrap();
     assert_eq!(
-        (q1.outcome, q1.class.as_deref()),
+        (q1.outcome.as_str(), q1.class.as_deref()),
         ("failed", Some("window_closed")),
         "{q1:?}"
     );

@@ -45,7 +45,7 @@
 //! | `Authorization: Bearer` (or `?access_token=`) missing or wrong | 401 | 190 (`OAuthException`) |
 //! | unknown phone-number-id | 400 | 100 (`GraphMethodException`, "Unsupported post request…") |
 //! | injected fault (`/_sim/faults`) | 500 | 131000 |
-//! | over the throughput limit (token bucket, burst = one second) | 400 | 130429 |
+//! | over the throughput limit (token bucket, burst = one second); with `Retry-After: <retry_after_secs>` when that is set | 400 | 130429 |
 //! | body not JSON / `messaging_product` missing or not `whatsapp` / `to` missing | 400 | 100 |
 //! | `to` not 7–15 digits (optional leading `+`) | 400 | 131009 |
 //! | `type` other than `text` / `template` (missing = `text`) | 400 | 131051 |
@@ -55,6 +55,15 @@
 //! | wrong number of body (or header) parameters | 400 | 132000 |
 //! | marketing template to a user who stopped marketing messages | 400 | 131050 |
 //! | `text` to a user who has not written in the last 24 h | 400 | 131047 |
+//! | pair rate (`pair_interval_ms`, off by default): a message to a user who was sent one less than the interval ago (simulated clock, ms) | 400 | 131056 |
+//! | messaging limit (`daily_unique_recipients`, off by default): a template to a user whose window is closed, who was not reached that way in the last 24 h, when that many users already were (Meta has no dedicated code for the tier; the simulator uses 131048 "Spam rate limit hit") | 400 | 131048 |
+//!
+//! The throttling settings `retry_after_secs`, `pair_interval_ms` and
+//! `daily_unique_recipients` are in [`WhatsAppConfig`], on
+//! [`WhatsAppControl`] and under `/_sim/whatsapp/throughput` and
+//! `/_sim/whatsapp/limits`. Text replies inside a window and templates to
+//! users with an open window never count toward the messaging limit;
+//! refused messages count toward neither limit.
 //!
 //! Default templates (all `en_US`): `winback_offer` (marketing, 1 body
 //! parameter), `order_update` (utility, 2), `loyalty_points` (marketing, 2).
@@ -83,16 +92,17 @@
 //! | `GET /_sim/whatsapp/messages[?to=wa_id]` | | accepted messages: `wamid`, `to`, `wa_id`, `type`, `template_name`, `template_language`, `template_category`, `parameters`, `text`, `callback_data`, `received_at`, `received_at_ms` |
 //! | `DELETE /_sim/whatsapp/messages` | | forget accepted messages |
 //! | `GET /_sim/{platform}/recipients` (every platform) | | `{"<recipient>": N}`: distinct accepted messages per recipient (WhatsApp `wa_id`, LINE user id, KakaoTalk national number, WeChat OpenID, RCS E.164); a multicast / AlimTalk request counts once per recipient, a replay the platform refused (LINE 409, NHN -1005, RCS 409) not at all |
-//! | `GET /_sim/whatsapp/stats` | | `accepted`, `reset_after_accept`, `rejected` (by code), `rejected_total`, `rate_limited`, `statuses_posted`, `inbound_posted`, `preferences_posted`, `webhook_failures`, `webhook_retries`, `webhook_dropped`, `webhook_pending` |
+//! | `GET /_sim/whatsapp/stats` | | `accepted`, `reset_after_accept`, `rejected` (by code), `rejected_total`, `rate_limited`, `pair_rate_limited` (131056), `messaging_limited` (131048), `unique_recipients_24h` (what the messaging limit counts), `statuses_posted`, `inbound_posted`, `preferences_posted`, `webhook_failures`, `webhook_retries`, `webhook_dropped`, `webhook_pending` |
 //! | `POST /_sim/whatsapp/inbound` | `{"from":"4915112345678","text":"hi","name"?:"…","at_unix"?:N}` | open the window and post a signed inbound webhook; 200 `{"wamid",…}`, 409 if no webhook URL, 502 if the host did not accept it |
 //! | `POST /_sim/whatsapp/window` | `{"wa_id":"…","at_unix"?:N}` | set the user's last-message time silently (default now; 25 h ago = closed) |
 //! | `GET` / `DELETE /_sim/whatsapp/window/{wa_id}` | | window state / forget the user wrote in |
 //! | `POST /_sim/whatsapp/preferences` | `{"wa_id":"…","value":"stop"\|"resume","name"?:"…"}` | record and post a `user_preferences` webhook |
 //! | `GET` / `PUT /_sim/whatsapp/webhook` | `{"url":"…"\|null}` | where webhooks go |
-//! | `GET` / `PUT /_sim/whatsapp/throughput` | `{"messages_per_second":N}` | throughput limit (0 = unlimited) |
+//! | `GET` / `PUT /_sim/whatsapp/throughput` | `{"messages_per_second"?:N,"retry_after_secs"?:N\|null}` | throughput limit (0 = unlimited) and the `Retry-After` seconds of its 130429 refusals (`null` = no header); a missing field is left unchanged |
+//! | `GET` / `PUT /_sim/whatsapp/limits` | `{"pair_interval_ms"?:N\|null,"daily_unique_recipients"?:N\|null}` | pair rate (131056) and messaging limit (131048); `null` = off, a missing field is left unchanged; answers with both and `unique_recipients_24h` |
 //! | `PUT /_sim/whatsapp/statuses` | `{"enabled"?:bool,"delay_ms"?:N}` | status webhooks on/off, delay |
 //! | `GET` / `POST /_sim/whatsapp/templates` | `{"name","language","category":"MARKETING"\|"UTILITY"\|"AUTHENTICATION","body_params":N,"header_params"?:N,"body_text":"Hi {{1}}"}` | list / add approved templates |
-//! | `POST /_sim/whatsapp/reset` | | clear messages, counters, windows, opt-outs |
+//! | `POST /_sim/whatsapp/reset` | | clear messages, counters, windows, opt-outs, pair-rate and messaging-limit history (settings kept) |
 //!
 //! ## Fault injection
 //!

@@ -46,6 +46,23 @@ struct Cli {
     #[arg(long, env = "SIM_WHATSAPP_NO_STATUSES")]
     whatsapp_no_statuses: bool,
 
+    /// WhatsApp: send `Retry-After: SECS` with every 130429 throughput
+    /// refusal (default: no header).
+    #[arg(long, env = "SIM_WHATSAPP_RETRY_AFTER_SECS")]
+    whatsapp_retry_after_secs: Option<u32>,
+
+    /// WhatsApp: pair rate, the minimum interval in ms between two messages
+    /// to the same user; sooner ones get 131056 (default: off; Meta's is
+    /// about 6000).
+    #[arg(long, env = "SIM_WHATSAPP_PAIR_INTERVAL_MS")]
+    whatsapp_pair_interval_ms: Option<u64>,
+
+    /// WhatsApp: messaging limit, unique users templates outside the
+    /// customer-service window may reach per 24 h; beyond it 131048
+    /// (default: unlimited).
+    #[arg(long, env = "SIM_WHATSAPP_DAILY_UNIQUE_RECIPIENTS")]
+    whatsapp_daily_unique_recipients: Option<u64>,
+
     /// Write the `[channels.*]` tables that point a Switchboard host's
     /// adapters at this simulator (with its credentials) to this file.
     #[arg(long, env = "SIM_HOST_CONFIG")]
@@ -77,6 +94,9 @@ async fn main() -> anyhow::Result<()> {
             webhook_url: cli.whatsapp_webhook_url,
             status_delay_ms: cli.whatsapp_status_delay_ms,
             send_statuses: !cli.whatsapp_no_statuses,
+            retry_after_secs: cli.whatsapp_retry_after_secs,
+            pair_interval_ms: cli.whatsapp_pair_interval_ms,
+            daily_unique_recipients: cli.whatsapp_daily_unique_recipients,
         },
         // The other platforms start with their documented defaults; tests
         // and the demo adjust them through the `/_sim/<platform>` API.

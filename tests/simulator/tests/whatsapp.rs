@@ -808,3 +808,287 @@ async fn injected_faults_answer_131000() {
     let (status, _) = send_ok(&client, &sim, &body).await;
     assert_eq!(status, 200);
 }
+
+/// Sends `body` until the simulator answers 130429; returns that answer's
+/// `Retry-After` header, if any.
+async fn retry_after_of_rate_limit(
+    client: &Client,
+    sim: &SimulatorHandle,
+    body: &Value,
+) -> Option<String> {
+    for _ in 0..20 {
+        let response = client
+            .post(messages_url(sim))
+            .bearer_auth(DEFAULT_ACCESS_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().expect("ascii header").to_owned());
+        let reply = response.json::<Value>().await.expect("json body");
+        match status {
+            200 => assert_eq!(retry_after, None, "no Retry-After on success"),
+            400 if code(&reply) == 130429 => return retry_after,
+            other => panic!("unexpected {other}: {reply}"),
+        }
+    }
+    panic!("no 130429 in 20 sends");
+}
+
+#[tokio::test]
+async fn rate_limit_carries_the_configured_retry_after() {
+    let (sim, client) = start(WhatsAppConfig {
+        messages_per_second: 1,
+        retry_after_secs: Some(7),
+        ..WhatsAppConfig::default()
+    })
+    .await;
+    let body = template(CUSTOMER, "winback_offer", "en_US", &["Jane"]);
+    assert_eq!(
+        retry_after_of_rate_limit(&client, &sim, &body)
+            .await
+            .as_deref(),
+        Some("7")
+    );
+    let (status, throughput) =
+        control(&client, &sim, "GET", "/_sim/whatsapp/throughput", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        throughput,
+        json!({"messages_per_second": 1, "retry_after_secs": 7})
+    );
+
+    // `null` removes the header and leaves the rate alone.
+    let (status, throughput) = control(
+        &client,
+        &sim,
+        "PUT",
+        "/_sim/whatsapp/throughput",
+        Some(json!({"retry_after_secs": null})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        throughput,
+        json!({"messages_per_second": 1, "retry_after_secs": null})
+    );
+    assert_eq!(retry_after_of_rate_limit(&client, &sim, &body).await, None);
+
+    // Set again over HTTP; the Rust handle sees it.
+    let (status, _) = control(
+        &client,
+        &sim,
+        "PUT",
+        "/_sim/whatsapp/throughput",
+        Some(json!({"retry_after_secs": 2})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(sim.whatsapp().retry_after_secs(), Some(2));
+    assert_eq!(
+        retry_after_of_rate_limit(&client, &sim, &body)
+            .await
+            .as_deref(),
+        Some("2")
+    );
+    sim.whatsapp().set_retry_after_secs(Some(30));
+    assert_eq!(
+        retry_after_of_rate_limit(&client, &sim, &body)
+            .await
+            .as_deref(),
+        Some("30")
+    );
+
+    // A misspelt field is refused rather than ignored.
+    let (status, _) = control(
+        &client,
+        &sim,
+        "PUT",
+        "/_sim/whatsapp/throughput",
+        Some(json!({"retry_after": 5})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(sim.whatsapp().retry_after_secs(), Some(30));
+}
+
+#[tokio::test]
+async fn pair_rate_refuses_a_second_message_to_one_user_with_131056() {
+    const OTHER: &str = "4915187654321";
+    let (sim, client) = start(WhatsAppConfig {
+        pair_interval_ms: Some(6_000),
+        ..WhatsAppConfig::default()
+    })
+    .await;
+    let wa = sim.whatsapp();
+    assert_eq!(wa.pair_interval_ms(), Some(6_000));
+    wa.open_window(CUSTOMER).expect("window");
+
+    let (status, reply) = send_ok(&client, &sim, &text(CUSTOMER, "first")).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = send_ok(
+        &client,
+        &sim,
+        &template(CUSTOMER, "order_update", "en_US", &["Jane", "#1"]),
+    )
+    .await;
+    assert_eq!((status, code(&reply)), (400, 131056));
+    assert_eq!(
+        reply["error"]["message"],
+        "(#131056) (Business Account, Consumer Account) pair rate limit hit"
+    );
+    assert_eq!(reply["error"]["type"], "OAuthException");
+    assert_eq!(
+        reply["error"]["error_data"]["messaging_product"],
+        "whatsapp"
+    );
+    assert!(reply["error"]["fbtrace_id"].is_string());
+
+    // Another user is not affected.
+    let (status, reply) = send_ok(
+        &client,
+        &sim,
+        &template(OTHER, "winback_offer", "en_US", &["Max"]),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    // Still inside the interval three seconds on...
+    sim.advance_clock(3);
+    let (status, reply) = send_ok(&client, &sim, &text(CUSTOMER, "second")).await;
+    assert_eq!((status, code(&reply)), (400, 131056));
+    // ...and past it six seconds after the first message.
+    sim.advance_clock(3);
+    let (status, reply) = send_ok(&client, &sim, &text(CUSTOMER, "second")).await;
+    assert_eq!(status, 200, "{reply}");
+
+    assert_eq!(wa.messages_to(CUSTOMER).len(), 2);
+    let stats = wa.stats();
+    assert_eq!(stats.pair_rate_limited, 2);
+    assert_eq!(stats.rejected.get(&131056), Some(&2));
+    assert_eq!(stats.accepted, 3);
+    let (_, stats) = control(&client, &sim, "GET", "/_sim/whatsapp/stats", None).await;
+    assert_eq!(stats["pair_rate_limited"], 2);
+
+    // Turned off at run time, back-to-back messages go through.
+    wa.set_pair_interval_ms(None);
+    let (status, _) = send_ok(&client, &sim, &text(CUSTOMER, "third")).await;
+    assert_eq!(status, 200);
+    // And on again over HTTP.
+    let (status, limits) = control(
+        &client,
+        &sim,
+        "PUT",
+        "/_sim/whatsapp/limits",
+        Some(json!({"pair_interval_ms": 60_000})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(limits["pair_interval_ms"], 60_000);
+    assert_eq!(limits["daily_unique_recipients"], Value::Null);
+    let (status, reply) = send_ok(&client, &sim, &text(CUSTOMER, "fourth")).await;
+    assert_eq!((status, code(&reply)), (400, 131056));
+}
+
+#[tokio::test]
+async fn messaging_limit_refuses_new_recipients_beyond_it_with_131048() {
+    const A: &str = "4915100000001";
+    const B: &str = "4915100000002";
+    const C: &str = "4915100000003";
+    let (sim, client) = start(WhatsAppConfig::default()).await;
+    let wa = sim.whatsapp();
+    assert_eq!(wa.daily_unique_recipients(), None);
+    let (status, limits) = control(
+        &client,
+        &sim,
+        "PUT",
+        "/_sim/whatsapp/limits",
+        Some(json!({"daily_unique_recipients": 2})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        limits,
+        json!({"pair_interval_ms": null, "daily_unique_recipients": 2, "unique_recipients_24h": 0})
+    );
+    assert_eq!(wa.daily_unique_recipients(), Some(2));
+
+    let winback = |to: &str| template(to, "winback_offer", "en_US", &["Jane"]);
+    for to in [A, B] {
+        let (status, reply) = send_ok(&client, &sim, &winback(to)).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    // A third new user is beyond the limit.
+    let (status, reply) = send_ok(&client, &sim, &winback(C)).await;
+    assert_eq!((status, code(&reply)), (400, 131048));
+    assert_eq!(reply["error"]["message"], "(#131048) Spam rate limit hit");
+    assert_eq!(
+        reply["error"]["error_data"]["messaging_product"],
+        "whatsapp"
+    );
+    // A third template to a user already reached is fine.
+    let (status, reply) = send_ok(
+        &client,
+        &sim,
+        &template(A, "order_update", "en_US", &["Jane", "#2"]),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    // Once C writes in, replies and templates inside the window do not
+    // count.
+    wa.open_window(C).expect("window");
+    let (status, reply) = send_ok(&client, &sim, &text(C, "thanks for writing")).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = send_ok(&client, &sim, &winback(C)).await;
+    assert_eq!(status, 200, "{reply}");
+
+    let stats = wa.stats();
+    assert_eq!(stats.messaging_limited, 1);
+    assert_eq!(stats.rejected.get(&131048), Some(&1));
+    assert_eq!(stats.unique_recipients_24h, 2);
+    assert_eq!(stats.accepted, 5);
+    let (_, stats) = control(&client, &sim, "GET", "/_sim/whatsapp/stats", None).await;
+    assert_eq!(stats["messaging_limited"], 1);
+    assert_eq!(stats["unique_recipients_24h"], 2);
+
+    // A day later (C's window closed too) A and B have dropped out of the
+    // moving 24 hours.
+    sim.advance_clock(25 * 3600);
+    assert_eq!(wa.unique_recipients_24h(), 0);
+    let (status, reply) = send_ok(&client, &sim, &winback(C)).await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, limits) = control(&client, &sim, "GET", "/_sim/whatsapp/limits", None).await;
+    assert_eq!(limits["unique_recipients_24h"], 1);
+
+    // Lifted with null.
+    let (status, _) = control(
+        &client,
+        &sim,
+        "PUT",
+        "/_sim/whatsapp/limits",
+        Some(json!({"daily_unique_recipients": null})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(wa.daily_unique_recipients(), None);
+    for to in [A, B, "4915100000004"] {
+        let (status, reply) = send_ok(&client, &sim, &winback(to)).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    assert_eq!(wa.unique_recipients_24h(), 4);
+
+    // Reset forgets who was reached but keeps the setting.
+    wa.set_daily_unique_recipients(Some(1));
+    wa.reset();
+    assert_eq!(wa.unique_recipients_24h(), 0);
+    assert_eq!(wa.daily_unique_recipients(), Some(1));
+    let (status, _) = send_ok(&client, &sim, &winback(A)).await;
+    assert_eq!(status, 200);
+    let (status, reply) = send_ok(&client, &sim, &winback(B)).await;
+    assert_eq!((status, code(&reply)), (400, 131048));
+}

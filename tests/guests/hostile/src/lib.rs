@@ -3,7 +3,9 @@
 //! `send` misbehaves according to the recipient address: `loop` spins
 //! forever, `alloc` allocates without bound, `trap` panics, `egress` calls a
 //! host outside its allow-list, `file` reads a file, `env` reads an
-//! environment variable. Any other address gets a receipt.
+//! environment variable, `ratelimit` answers "rate-limited, retry after
+//! 600 s" for the whole sender, `sleep` sleeps until the call times out.
+//! Any other address gets a receipt.
 
 use switchboard_sdk::prelude::*;
 
@@ -61,6 +63,15 @@ fn misbehave(how: &str) -> Result<Receipt, SendError> {
             Ok(home) => Ok(Receipt::new(format!("HOME={home}"))),
             Err(error) => Err(SendError::Permanent(Failure::new("", error.to_string()))),
         },
+        "ratelimit" => Err(SendError::rate_limited(
+            RateLimitScope::Sender,
+            Some(600_000),
+            Failure::new("429", "slow down: retry after 600 s"),
+        )),
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            Ok(Receipt::new("woke up"))
+        }
         other => Ok(Receipt::new(format!("ok:{other}"))),
     }
 }

@@ -5,14 +5,15 @@ use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::error::GraphError;
+use super::error::{GraphError, codes};
 use super::templates::TemplateCategory;
+use super::throttle::Refusal;
 use super::validate::{self, Content};
 use super::{AcceptedMessage, WhatsAppState, ids, lock, webhooks};
 
@@ -43,7 +44,16 @@ async fn send_message(
         Err(error) => {
             state.rejections.record(error.code);
             tracing::debug!(code = error.code, message = %error.message, "whatsapp: rejected");
-            (false, error.into_response())
+            let retry_after = (error.code == codes::RATE_LIMIT_HIT)
+                .then(|| state.retry_after_secs())
+                .flatten();
+            let mut response = error.into_response();
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            (false, response)
         }
     };
     state
@@ -123,6 +133,16 @@ async fn handle(
             ("template", rendered, Some(template), body_params.clone())
         }
     };
+
+    // Per-recipient throttling last, so only messages that would otherwise
+    // be accepted meet it; checking and recording happen under one lock.
+    let business_initiated = template.is_some() && !window_open;
+    lock(&state.throttle)
+        .admit(&outbound.wa_id, business_initiated, now_ms)
+        .map_err(|refusal| match refusal {
+            Refusal::PairRate => GraphError::pair_rate_limit_hit(),
+            Refusal::MessagingLimit(limit) => GraphError::messaging_limit_hit(limit),
+        })?;
 
     let wamid = ids::wamid(&outbound.wa_id);
     let pricing =

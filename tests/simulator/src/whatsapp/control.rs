@@ -8,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use super::{
@@ -31,6 +31,7 @@ pub(super) fn router(state: Arc<WhatsAppState>) -> Router {
         .route("/preferences", post(preferences))
         .route("/webhook", get(get_webhook).put(put_webhook))
         .route("/throughput", get(get_throughput).put(put_throughput))
+        .route("/limits", get(get_limits).put(put_limits))
         .route("/statuses", put(put_statuses))
         .route("/templates", get(list_templates).post(add_template))
         .route("/reset", post(reset))
@@ -160,13 +161,33 @@ async fn put_webhook(State(state): State<Arc<WhatsAppState>>, body: Body<Webhook
     Ok(Json(json!({"url": state.webhook_url()})))
 }
 
+/// A field that may be absent (leave the setting alone), `null` (turn it
+/// off) or a value (set it): `None`, `Some(None)`, `Some(Some(v))`.
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ThroughputRequest {
-    messages_per_second: u32,
+    messages_per_second: Option<u32>,
+    #[serde(default, deserialize_with = "nullable")]
+    retry_after_secs: Option<Option<u32>>,
+}
+
+fn throughput(control: &WhatsAppControl) -> Json<Value> {
+    Json(json!({
+        "messages_per_second": control.messages_per_second(),
+        "retry_after_secs": control.retry_after_secs(),
+    }))
 }
 
 async fn get_throughput(State(state): State<Arc<WhatsAppState>>) -> Json<Value> {
-    Json(json!({"messages_per_second": state.bucket.rate()}))
+    throughput(&control(&state))
 }
 
 async fn put_throughput(
@@ -174,8 +195,47 @@ async fn put_throughput(
     body: Body<ThroughputRequest>,
 ) -> Reply {
     let request = json_body(body)?;
-    control(&state).set_messages_per_second(request.messages_per_second);
-    Ok(Json(json!({"messages_per_second": state.bucket.rate()})))
+    let control = control(&state);
+    if let Some(messages_per_second) = request.messages_per_second {
+        control.set_messages_per_second(messages_per_second);
+    }
+    if let Some(retry_after_secs) = request.retry_after_secs {
+        control.set_retry_after_secs(retry_after_secs);
+    }
+    Ok(throughput(&control))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsRequest {
+    #[serde(default, deserialize_with = "nullable")]
+    pair_interval_ms: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    daily_unique_recipients: Option<Option<u64>>,
+}
+
+fn limits(control: &WhatsAppControl) -> Json<Value> {
+    Json(json!({
+        "pair_interval_ms": control.pair_interval_ms(),
+        "daily_unique_recipients": control.daily_unique_recipients(),
+        "unique_recipients_24h": control.unique_recipients_24h(),
+    }))
+}
+
+async fn get_limits(State(state): State<Arc<WhatsAppState>>) -> Json<Value> {
+    limits(&control(&state))
+}
+
+async fn put_limits(State(state): State<Arc<WhatsAppState>>, body: Body<LimitsRequest>) -> Reply {
+    let request = json_body(body)?;
+    let control = control(&state);
+    if let Some(pair_interval_ms) = request.pair_interval_ms {
+        control.set_pair_interval_ms(pair_interval_ms);
+    }
+    if let Some(daily_unique_recipients) = request.daily_unique_recipients {
+        control.set_daily_unique_recipients(daily_unique_recipients);
+    }
+    Ok(limits(&control))
 }
 
 #[derive(Deserialize)]

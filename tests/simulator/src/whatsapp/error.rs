@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::ids;
 
-/// Graph error codes the simulator answers with.
+/// Graph error codes the simulator answers with, as in Meta's table
+/// (<https://developers.facebook.com/documentation/business-messaging/whatsapp/support/error-codes/>).
 pub mod codes {
     /// Invalid parameter (also: unsupported post request).
     pub const INVALID_PARAMETER: i64 = 100;
@@ -23,6 +24,12 @@ pub mod codes {
     pub const UNKNOWN_PATH: i64 = 2500;
     /// Cloud API throughput reached.
     pub const RATE_LIMIT_HIT: i64 = 130429;
+    /// Spam rate limit hit. Meta documents no dedicated code for the
+    /// messaging limit (unique users reached outside a customer-service
+    /// window per moving 24 h), so the simulator refuses a template beyond
+    /// it with this one, the restriction on how many messages a number may
+    /// send.
+    pub const SPAM_RATE_LIMIT_HIT: i64 = 131048;
     /// Unknown error ("something went wrong"); used for injected faults.
     pub const SOMETHING_WENT_WRONG: i64 = 131000;
     /// Parameter value is not valid (e.g. the recipient number).
@@ -31,6 +38,9 @@ pub mod codes {
     pub const RE_ENGAGEMENT: i64 = 131047;
     /// The recipient stopped marketing messages from this business.
     pub const MARKETING_OPTED_OUT: i64 = 131050;
+    /// Too many messages to the same user in a short time ("(Business
+    /// Account, Consumer Account) pair rate limit hit").
+    pub const PAIR_RATE_LIMIT_HIT: i64 = 131056;
     /// Unsupported message type.
     pub const UNSUPPORTED_MESSAGE_TYPE: i64 = 131051;
     /// Template parameter count mismatch.
@@ -191,6 +201,35 @@ impl GraphError {
             codes::RATE_LIMIT_HIT,
             "(#130429) Rate limit hit",
             "Cloud API message throughput has been reached.",
+        )
+    }
+
+    /// 400 / 131056: the recipient was sent a message too recently (pair
+    /// rate). Other recipients are not affected.
+    /// <https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput>
+    pub fn pair_rate_limit_hit() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::PAIR_RATE_LIMIT_HIT,
+            "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+            "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time.",
+        )
+    }
+
+    /// 400 / 131048: a business-initiated message to a new recipient beyond
+    /// the messaging limit of `limit` unique users per moving 24 hours.
+    /// Meta documents no dedicated error code for the messaging limit, so
+    /// the simulator answers with 131048 "Spam rate limit hit", Meta's
+    /// refusal for a number restricted in how many messages it may send.
+    /// <https://developers.facebook.com/documentation/business-messaging/whatsapp/messaging-limits>
+    pub fn messaging_limit_hit(limit: u64) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::SPAM_RATE_LIMIT_HIT,
+            "(#131048) Spam rate limit hit",
+            format!(
+                "Message failed to send because there are restrictions on how many messages can be sent from this phone number (messaging limit: {limit} unique users outside a customer service window per 24 hours)."
+            ),
         )
     }
 

@@ -10,6 +10,7 @@ mod control;
 pub mod error;
 mod ids;
 pub mod templates;
+mod throttle;
 pub mod validate;
 mod webhooks;
 
@@ -66,6 +67,20 @@ pub struct WhatsAppConfig {
     pub status_delay_ms: u64,
     /// Whether accepted messages get sent/delivered/read status webhooks.
     pub send_statuses: bool,
+    /// `Retry-After` (delta-seconds) sent with every 130429 throughput
+    /// refusal. `None` (default): no header, like Meta.
+    pub retry_after_secs: Option<u32>,
+    /// Pair rate: minimum interval, in milliseconds of the simulated clock,
+    /// between two accepted messages to the same recipient; a message sooner
+    /// is refused with 131056. Meta's is about one message every 6 seconds
+    /// per user (`Some(6_000)`). `None` (default): no pair rate.
+    pub pair_interval_ms: Option<u64>,
+    /// Messaging limit (tier): unique users that business-initiated
+    /// messages (templates to users whose customer-service window is
+    /// closed) may reach per moving 24 hours; a template to a new user
+    /// beyond it is refused with 131048. Meta's tiers are 250, 2,000,
+    /// 10,000 and 100,000. `None` (default): unlimited.
+    pub daily_unique_recipients: Option<u64>,
 }
 
 impl Default for WhatsAppConfig {
@@ -78,6 +93,9 @@ impl Default for WhatsAppConfig {
             webhook_url: None,
             status_delay_ms: 50,
             send_statuses: true,
+            retry_after_secs: None,
+            pair_interval_ms: None,
+            daily_unique_recipients: None,
         }
     }
 }
@@ -128,6 +146,16 @@ pub struct WhatsAppStats {
     pub rejected_total: u64,
     /// Requests rejected with 130429 (throughput).
     pub rate_limited: u64,
+    /// Requests rejected with 131056 (pair rate, `pair_interval_ms`).
+    pub pair_rate_limited: u64,
+    /// Requests rejected with 131048 (messaging limit,
+    /// `daily_unique_recipients`; the simulator sends 131048 for nothing
+    /// else).
+    pub messaging_limited: u64,
+    /// Unique users reached by business-initiated messages (templates
+    /// outside the customer-service window) in the last 24 hours: what the
+    /// messaging limit counts.
+    pub unique_recipients_24h: u64,
     /// Status webhooks (sent/delivered/read) the host accepted.
     pub statuses_posted: u64,
     /// Inbound-message webhooks the host accepted.
@@ -220,6 +248,8 @@ pub(crate) struct WhatsAppState {
     status_delay_ms: AtomicU64,
     send_statuses: AtomicBool,
     bucket: TokenBucket,
+    retry_after_secs: RwLock<Option<u32>>,
+    throttle: Mutex<throttle::Throttle>,
     /// wa_id → Unix seconds of the user's last message.
     windows: Mutex<HashMap<String, i64>>,
     marketing_stopped: Mutex<HashSet<String>>,
@@ -256,6 +286,11 @@ impl WhatsAppState {
             status_delay_ms: AtomicU64::new(config.status_delay_ms),
             send_statuses: AtomicBool::new(config.send_statuses),
             bucket: TokenBucket::new(config.messages_per_second),
+            retry_after_secs: RwLock::new(config.retry_after_secs),
+            throttle: Mutex::new(throttle::Throttle::new(
+                config.pair_interval_ms,
+                config.daily_unique_recipients,
+            )),
             windows: Mutex::new(HashMap::new()),
             marketing_stopped: Mutex::new(HashSet::new()),
             templates: Mutex::new(templates::TemplateRegistry::with_defaults()),
@@ -290,6 +325,13 @@ impl WhatsAppState {
 
     fn is_marketing_stopped(&self, wa_id: &str) -> bool {
         lock(&self.marketing_stopped).contains(wa_id)
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        *self
+            .retry_after_secs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -469,6 +511,55 @@ impl WhatsAppControl {
         self.state.bucket.rate()
     }
 
+    /// Sets (or with `None` removes) the `Retry-After` header, in seconds,
+    /// of 130429 throughput refusals.
+    pub fn set_retry_after_secs(&self, secs: Option<u32>) {
+        *self
+            .state
+            .retry_after_secs
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = secs;
+    }
+
+    /// The `Retry-After` of 130429 refusals, in seconds, if any.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        self.state.retry_after_secs()
+    }
+
+    /// Sets (or with `None` turns off) the pair rate: the minimum interval,
+    /// in milliseconds of the simulated clock, between two accepted messages
+    /// to the same recipient. Sooner messages get 131056. Messages sent
+    /// before the change count.
+    pub fn set_pair_interval_ms(&self, interval_ms: Option<u64>) {
+        lock(&self.state.throttle).set_pair_interval_ms(interval_ms);
+    }
+
+    /// The pair-rate interval in milliseconds, if on.
+    pub fn pair_interval_ms(&self) -> Option<u64> {
+        lock(&self.state.throttle).pair_interval_ms()
+    }
+
+    /// Sets (or with `None` lifts) the messaging limit: unique users that
+    /// templates outside the customer-service window may reach per moving
+    /// 24 hours. A template to a new user beyond it gets 131048. Users
+    /// reached before the change count.
+    pub fn set_daily_unique_recipients(&self, limit: Option<u64>) {
+        lock(&self.state.throttle).set_daily_unique_recipients(limit);
+    }
+
+    /// The messaging limit, if any.
+    pub fn daily_unique_recipients(&self) -> Option<u64> {
+        lock(&self.state.throttle).daily_unique_recipients()
+    }
+
+    /// Unique users reached by business-initiated messages (templates
+    /// outside the customer-service window) in the last 24 hours of the
+    /// simulated clock: what the messaging limit counts.
+    pub fn unique_recipients_24h(&self) -> u64 {
+        let now_ms = self.state.clock.now_unix_ms();
+        lock(&self.state.throttle).unique_recipients(now_ms)
+    }
+
     /// Turns status webhooks for accepted messages on or off.
     pub fn set_send_statuses(&self, enabled: bool) {
         self.state.send_statuses.store(enabled, Ordering::Relaxed);
@@ -510,6 +601,9 @@ impl WhatsAppControl {
             rejected: s.rejections.snapshot(),
             rejected_total: s.rejections.total(),
             rate_limited: s.rejections.count(codes::RATE_LIMIT_HIT),
+            pair_rate_limited: s.rejections.count(codes::PAIR_RATE_LIMIT_HIT),
+            messaging_limited: s.rejections.count(codes::SPAM_RATE_LIMIT_HIT),
+            unique_recipients_24h: self.unique_recipients_24h(),
             statuses_posted: s.statuses_posted.load(Ordering::Relaxed),
             inbound_posted: s.inbound_posted.load(Ordering::Relaxed),
             preferences_posted: s.preferences_posted.load(Ordering::Relaxed),
@@ -526,8 +620,10 @@ impl WhatsAppControl {
         self.state.sender.wait_idle(timeout).await
     }
 
-    /// Clears recorded messages, counters, windows and marketing opt-outs.
-    /// Configuration (webhook URL, throughput, templates) is kept.
+    /// Clears recorded messages, counters, windows, marketing opt-outs and
+    /// what the pair rate and messaging limit remember (who was sent what
+    /// when). Configuration (webhook URL, throughput, `Retry-After`, pair
+    /// interval, messaging limit, templates) is kept.
     pub fn reset(&self) {
         let s = &self.state;
         s.messages.clear();
@@ -540,5 +636,6 @@ impl WhatsAppControl {
         s.sender.reset_stats();
         lock(&s.windows).clear();
         lock(&s.marketing_stopped).clear();
+        lock(&s.throttle).clear();
     }
 }

@@ -1,0 +1,184 @@
+//! The database threads: every statement runs on a thread of its own, off
+//! the async workers, and the writer commits whatever has queued up in one
+//! transaction (group commit), each job inside a savepoint so that one
+//! failing job does not undo the others.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{StoreError, StoreResult};
+
+/// Why a job failed.
+#[derive(Debug)]
+pub(crate) enum JobError {
+    /// SQLite said no.
+    Sqlite(rusqlite::Error),
+    /// A stored value could not be read back.
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for JobError {
+    fn from(error: rusqlite::Error) -> Self {
+        JobError::Sqlite(error)
+    }
+}
+
+impl From<serde_json::Error> for JobError {
+    fn from(error: serde_json::Error) -> Self {
+        JobError::Corrupt(error.to_string())
+    }
+}
+
+/// What a job's closure returns.
+pub(crate) type JobResult<T> = Result<T, JobError>;
+
+/// Delivers a job's result once the transaction it ran in has committed.
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A job: runs on the database thread (or, when its transaction could not
+/// start, is told why), says whether it succeeded, and returns how to
+/// deliver its result.
+type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> (bool, Reply) + Send>;
+
+/// The most jobs committed in one transaction.
+const MAX_GROUP: usize = 512;
+
+/// A thread that owns one connection and runs jobs on it.
+pub(crate) struct DbThread {
+    jobs: mpsc::Sender<Job>,
+    database: PathBuf,
+}
+
+impl DbThread {
+    /// Start a thread for `connection`. With `transactions`, jobs queued
+    /// together run in one `BEGIN IMMEDIATE` … `COMMIT`.
+    pub(crate) fn start(
+        name: &str,
+        connection: Connection,
+        database: PathBuf,
+        transactions: bool,
+    ) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread_database = database.clone();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || run(connection, queue, transactions, thread_database))?;
+        Ok(Self { jobs, database })
+    }
+
+    /// Run `work` on the thread and wait for it (and, on the writer, for
+    /// its transaction to commit). `what` names the operation in errors.
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl FnOnce(&Connection) -> JobResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (sender, receiver) = oneshot::channel();
+        let database = self.database.clone();
+        let job: Job = Box::new(move |connection| {
+            let result = match connection {
+                Ok(connection) => work(connection).map_err(|e| job_error(&database, what, e)),
+                Err(error) => Err(error),
+            };
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |committed| {
+                let delivered = match (result, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(error)) | (Err(error), _) => Err(error),
+                };
+                let _ = sender.send(delivered);
+            });
+            (ok, reply)
+        });
+        let closed = || StoreError::Closed {
+            database: self.database.clone(),
+        };
+        self.jobs.send(job).map_err(|_| closed())?;
+        receiver.await.map_err(|_| closed())?
+    }
+}
+
+fn job_error(database: &std::path::Path, what: &str, error: JobError) -> StoreError {
+    match error {
+        JobError::Sqlite(error) => StoreError::Database {
+            database: database.to_owned(),
+            message: format!("{what}: {}", describe(&error)),
+        },
+        JobError::Corrupt(message) => StoreError::Corrupt {
+            database: database.to_owned(),
+            message: format!("{what}: {message}"),
+        },
+    }
+}
+
+/// SQLite's error in words an operator can act on.
+pub(crate) fn describe(error: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => format!("the disk is full ({error})"),
+        Some(ErrorCode::ReadOnly) => format!("the database is read-only ({error})"),
+        Some(ErrorCode::CannotOpen) => format!("cannot open the file ({error})"),
+        Some(ErrorCode::DatabaseBusy) => {
+            format!("another process kept the database locked too long ({error})")
+        }
+        _ => error.to_string(),
+    }
+}
+
+fn run(connection: Connection, queue: mpsc::Receiver<Job>, transactions: bool, database: PathBuf) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if !transactions {
+            for job in group {
+                let (_, reply) = job(Ok(&connection));
+                reply(Ok(()));
+            }
+            continue;
+        }
+        let fail = |what: &str, error: rusqlite::Error| StoreError::Database {
+            database: database.clone(),
+            message: format!("{what}: {}", describe(&error)),
+        };
+        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+            let error = fail("starting a transaction", error);
+            for job in group {
+                let (_, reply) = job(Err(error.clone()));
+                reply(Err(error.clone()));
+            }
+            continue;
+        }
+        let mut replies = Vec::with_capacity(group.len());
+        for job in group {
+            let savepoint = connection.execute_batch("SAVEPOINT job");
+            let (ok, reply) = job(Ok(&connection));
+            if savepoint.is_ok() {
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                if let Err(error) = connection.execute_batch(end) {
+                    tracing::error!(%error, "could not end a savepoint");
+                }
+            }
+            replies.push(reply);
+        }
+        let committed = connection
+            .execute_batch("COMMIT")
+            .map_err(|error| fail("committing", error));
+        if committed.is_err() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
