@@ -255,9 +255,19 @@ impl RunReport {
             .sum()
     }
 
-    /// Recipients whose message failed or may not have arrived.
+    /// Recipients whose message failed or may not have arrived, in this
+    /// run or in an earlier run of the same campaign (a re-run reports the
+    /// campaign, not only what it did itself).
     pub fn failures(&self) -> u64 {
-        self.count("failed") + self.count("uncertain")
+        let earlier: u64 = self
+            .counts
+            .iter()
+            .filter(|((outcome, detail), _)| {
+                outcome == "already_settled" && (detail == "failed" || detail == "uncertain")
+            })
+            .map(|(_, n)| n)
+            .sum();
+        self.count("failed") + self.count("uncertain") + earlier
     }
 
     /// The summary printed after a run.
@@ -294,5 +304,41 @@ impl RunReport {
             out.push_str(&format!("  results: {}\n", path.display()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(counts: &[(&str, &str, u64)]) -> RunReport {
+        RunReport {
+            campaign: "c".into(),
+            audience: PathBuf::from("a.csv"),
+            results_path: None,
+            counts: counts
+                .iter()
+                .map(|(o, d, n)| ((o.to_string(), d.to_string()), *n))
+                .collect(),
+            row_problems: 0,
+            row_errors: Vec::new(),
+            elapsed: Duration::ZERO,
+            dispatched: 0,
+        }
+    }
+
+    #[test]
+    fn failures_include_earlier_runs_failed_and_uncertain_sends() {
+        let mixed = report(&[
+            ("sent", "whatsapp template", 10),
+            ("failed", "invalid_recipient", 2),
+            ("uncertain", "uncertain", 1),
+            ("already_sent", "sent", 50),
+            ("already_settled", "uncertain", 3),
+            ("already_settled", "failed", 4),
+            ("already_settled", "cancelled", 5),
+        ]);
+        assert_eq!(mixed.failures(), 2 + 1 + 3 + 4);
+        assert_eq!(report(&[("already_settled", "cancelled", 5)]).failures(), 0);
     }
 }

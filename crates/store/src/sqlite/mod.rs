@@ -87,10 +87,8 @@ fn connect(path: &Path, database: &Path) -> StoreResult<Connection> {
 
 fn configure(connection: &Connection, database: &Path) -> StoreResult<()> {
     let setup = || -> rusqlite::Result<()> {
-        // First, so that every statement after it waits for another process
-        // (switching a new file to WAL needs a moment of exclusive access).
+        switch_to_wal(connection)?;
         connection.busy_timeout(BUSY_TIMEOUT)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.set_prepared_statement_cache_capacity(128);
@@ -98,6 +96,29 @@ fn configure(connection: &Connection, database: &Path) -> StoreResult<()> {
         Ok(())
     };
     setup().map_err(|e| error(database, "configuring", &e))
+}
+
+/// Put the database in WAL mode. Two processes opening a new file at once
+/// can both read it as a rollback-journal database; the one that loses the
+/// race then waits for an exclusive lock that the winner's open WAL
+/// connection never gives up. Its view is stale, not its wish: a short wait
+/// and a fresh look at the header (which by then says WAL) settle it.
+fn switch_to_wal(connection: &Connection) -> rusqlite::Result<()> {
+    const ATTEMPT: Duration = Duration::from_millis(500);
+    let attempts = (BUSY_TIMEOUT.as_millis() / ATTEMPT.as_millis()).max(1);
+    connection.busy_timeout(ATTEMPT)?;
+    let mut attempt = 1;
+    loop {
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && attempt < attempts =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Bring the schema up to date. Two processes opening a new database at

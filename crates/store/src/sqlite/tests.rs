@@ -91,6 +91,31 @@ fn file_store() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// Processes started together (two `switchboard send` of one campaign)
+/// open one new file at once; every one of them must get in.
+#[test]
+fn many_openers_of_one_new_file_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.db");
+        let barrier = Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let path = path.clone();
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path).map(drop)
+                })
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().expect("opener thread");
+            assert!(opened.is_ok(), "round {round}: {opened:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_sent_send_is_never_claimed_or_changed_again() {
     let (_dir, store) = file_store();
