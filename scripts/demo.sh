@@ -11,6 +11,7 @@ bin="$root/target/debug"
 out="$root/demo-out"
 rm -rf "$out" && mkdir -p "$out"
 pids=()
+export SWITCHBOARD_ADMIN_TOKEN="demo-admin-token-$RANDOM$RANDOM$RANDOM"
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
@@ -32,20 +33,35 @@ pids+=($!)
 sim=$(wait_for_line "$out/simulator.out" "listening on")
 echo "simulator at $sim"
 
+# The host's adapters: the ones \`make adapters\` built. Telegram's package
+# there is unsigned, and this host accepts Telegram only signed by the demo
+# BSP's key: it arrives later as a signed package.
+cp -r "$root/dist/adapters" "$out/adapters"
+"$bin/switchboard" adapter keygen --out "$out/demo-bsp.pem" >"$out/keygen.out"
+bsp_public=$(sed -n 's/^public key: //p' "$out/keygen.out")
+
 cat >"$out/switchboard.toml" <<TOML
 database = "switchboard.db"
-adapters_dir = "$root/dist/adapters"
+adapters_dir = "$out/adapters"
 cache_dir = "$root/target/cwasm-cache"
 
 [server]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:0"                         # public: webhooks and /healthz
+admin_listen = "127.0.0.1:0"                   # admin API and /metrics
+admin_tokens = ["env:SWITCHBOARD_ADMIN_TOKEN"]
 
-[sandbox]
-allow_loopback_http = true   # the simulator is plain http on loopback
+[trust]
+keys = { "demo-bsp" = "$bsp_public" }
+# The packages \`make adapters\` builds here are unsigned; a production host
+# lists its BSPs' keys in \`keys\` and leaves this off.
+allow_unsigned = true
 
 # The channels, with the simulator's credentials (written by the simulator).
+# Each points its platform's declared host at the simulator with
+# \`endpoints\`; no adapter may reach loopback otherwise.
 TOML
-cat "$out/channels.toml" >>"$out/switchboard.toml"
+# Telegram: only packages signed by the demo BSP.
+sed '/^\[channels.telegram\]/a trusted_keys = ["demo-bsp"]\nallow_unsigned = false' "$out/channels.toml" >>"$out/switchboard.toml"
 echo "messages_per_second = 250    # the simulated WhatsApp number's throughput tier" >>"$out/switchboard.toml"
 
 step "Starting switchboard serve (webhooks, admin API, metrics)"
@@ -53,7 +69,11 @@ step "Starting switchboard serve (webhooks, admin API, metrics)"
 pids+=($!)
 host=$(wait_for_line "$out/serve.out" "listening on")
 echo "host at $host"
-for channel in whatsapp line kakaotalk wechat rcs; do
+admin=$(grep -m1 -o 'admin API on http://[0-9.:]*' "$out/serve.out" | sed 's/^admin API on //')
+printf 'admin API at %s: without a token %s, with it %s\n' "$admin" \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$admin/api/channels")" \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $SWITCHBOARD_ADMIN_TOKEN" "$admin/api/channels")"
+for channel in whatsapp line kakaotalk wechat rcs telegram; do
   curl -fsS -X PUT "$sim/_sim/$channel/webhook" -H 'content-type: application/json' \
     -d "{\"url\":\"$host/webhooks/$channel\"}" >/dev/null
 done
@@ -106,4 +126,25 @@ done
 echo
 
 echo
-echo "Per-recipient results: $out/results.jsonl, $out/loyalty-results.jsonl    logs: $out/*.log"
+
+step "Telegram, an adapter written in JavaScript, arrives as a signed package"
+printf 'at start-up the host refused the unsigned build: '
+grep -m1 -o 'telegram.*unsigned[^;]*' "$out/serve.log" || echo "(not found in serve.log)"
+"$bin/switchboard" --config "$out/switchboard.toml" adapter pack dist/adapters/telegram \
+  --key "$out/demo-bsp.pem" --out "$out/telegram.sbpkg"
+"$bin/switchboard" --config "$out/switchboard.toml" adapter verify "$out/telegram.sbpkg"
+"$bin/switchboard" --config "$out/switchboard.toml" adapter install "$out/telegram.sbpkg" --admin-url "$admin" \
+  | sed 's/"digest":"[0-9a-f]*"/"digest":…/g' | cut -c1-160
+
+step "A shipping update to $(($(wc -l <examples/shipping/audience.csv) - 1)) customers who started the brand's Telegram bot"
+tail -n +2 examples/shipping/audience.csv | while IFS=, read -r _ name chat _; do
+  curl -fsS -X POST "$sim/_sim/telegram/start" -H 'content-type: application/json' \
+    -d "{\"chat_id\":$chat,\"first_name\":\"$name\"}" >/dev/null
+done
+"$bin/switchboard" --config "$out/switchboard.toml" send \
+  --audience examples/shipping/audience.csv --campaign examples/shipping/campaign.toml \
+  --results "$out/shipping-results.jsonl"
+curl -fsS "$sim/_sim/telegram/messages" | jq -r '.[0:3][] | "  chat \(.chat_id)  \(.text)"'
+
+echo
+echo "Per-recipient results: $out/results.jsonl, $out/loyalty-results.jsonl, $out/shipping-results.jsonl    logs: $out/*.log"

@@ -179,6 +179,13 @@ impl Request {
 
     /// Send the request and read the whole reply.
     pub fn send(self) -> Result<Response, HttpError> {
+        self.start()?.wait()
+    }
+
+    /// Start the request without waiting for the reply: other requests may
+    /// be started meanwhile (see [`send_all`]); [`Pending::wait`] collects
+    /// the reply.
+    pub fn start(self) -> Result<Pending, HttpError> {
         let target = Target::parse(&self.url)?;
         let mut header_list = self.headers.clone();
         let indices = self
@@ -224,7 +231,50 @@ impl Request {
         let pending = outgoing_handler::handle(request, Some(options)).map_err(map_error_code)?;
         write_body(&body, &self.body)?;
         OutgoingBody::finish(body, None).map_err(map_error_code)?;
+        Ok(Pending { future: pending })
+    }
+}
 
+/// Requests [`send_all`] keeps in flight at once (the host's own bound,
+/// `max_requests_in_flight`, is 32 by default).
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// Send `requests` concurrently, at most [`MAX_IN_FLIGHT`] at a time, and
+/// return the replies in order. A batch of messages a platform takes one
+/// per request goes out in the time of the slowest few, not of all of them.
+pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
+    let mut results: Vec<Option<Result<Response, HttpError>>> = Vec::new();
+    results.resize_with(requests.len(), || None);
+    let mut in_flight: std::collections::VecDeque<(usize, Pending)> = Default::default();
+    for (index, request) in requests.into_iter().enumerate() {
+        if in_flight.len() >= MAX_IN_FLIGHT
+            && let Some((oldest, pending)) = in_flight.pop_front()
+        {
+            results[oldest] = Some(pending.wait());
+        }
+        match request.start() {
+            Ok(pending) => in_flight.push_back((index, pending)),
+            Err(error) => results[index] = Some(Err(error)),
+        }
+    }
+    for (index, pending) in in_flight {
+        results[index] = Some(pending.wait());
+    }
+    results
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err(HttpError::Connection("not sent".into()))))
+        .collect()
+}
+
+/// A request on its way.
+pub struct Pending {
+    future: wasip2::http::types::FutureIncomingResponse,
+}
+
+impl Pending {
+    /// Wait for the reply and read it whole.
+    pub fn wait(self) -> Result<Response, HttpError> {
+        let pending = self.future;
         pending.subscribe().block();
         let response = match pending.get() {
             Some(Ok(Ok(response))) => response,

@@ -104,7 +104,7 @@ pub const __CONTRACT_SECTION: [u8; CONTRACT_VERSION.len()] = {
 /// Everything an adapter usually needs, in one import.
 pub mod prelude {
     pub use crate::Adapter;
-    pub use crate::http::{HttpError, Request, Response};
+    pub use crate::http::{HttpError, Request, Response, send_all};
     pub use crate::types::*;
     pub use crate::{config, log, outcomes, signature, storage, token_cache, webhook};
 }

@@ -429,6 +429,22 @@ impl SendError {
             | SendError::Uncertain(f) => f,
         }
     }
+
+    /// The failure details, to rewrite (cut or redact) in place.
+    pub fn failure_mut(&mut self) -> &mut Failure {
+        match self {
+            SendError::RateLimited(limited) => &mut limited.failure,
+            SendError::Deferred(deferral) => &mut deferral.failure,
+            SendError::Transient(f)
+            | SendError::Permanent(f)
+            | SendError::WindowClosed(f)
+            | SendError::RecipientUnreachable(f)
+            | SendError::OptedOut(f)
+            | SendError::AuthFailed(f)
+            | SendError::InvalidContent(f)
+            | SendError::Uncertain(f) => f,
+        }
+    }
 }
 
 /// One message's outcome: a receipt or a classified error.

@@ -18,6 +18,27 @@
 
 use switchboard_contract::model::{EventKind, OutboundMessage, Purpose, SendError};
 
+/// What the operator lets platform consent events mean on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentPolicy {
+    /// The purposes an opt-in that names none (a LINE follow, a WeChat
+    /// subscribe) opts into. Default: utility only — following an account
+    /// is not consent to marketing.
+    pub opt_in_purposes: Vec<Purpose>,
+    /// Whether a platform opt-in may override an explicit "no" from the
+    /// audience file. Default: no.
+    pub platform_overrides_cdp_no: bool,
+}
+
+impl Default for ConsentPolicy {
+    fn default() -> Self {
+        Self {
+            opt_in_purposes: vec![Purpose::Utility],
+            platform_overrides_cdp_no: false,
+        }
+    }
+}
+
 /// One consent event from the ledger, for one channel and address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerEntry {
@@ -82,8 +103,10 @@ pub const SOURCE_SERVICE: &str = "service reply: no opt-in needed";
 ///
 /// 1. The newest ledger entry whose purpose is `purpose` or `None` (all
 ///    purposes) decides: an opt-out denies ([`DenialReason::OptedOut`]), an
-///    opt-in grants. When an opt-in and an opt-out carry the same time, the
-///    opt-out wins.
+///    opt-in grants — unless the audience column says "no" and
+///    `platform_overrides_cdp_no` is false, when it is
+///    [`DenialReason::NoConsent`]. When an opt-in and an opt-out carry the
+///    same time, the opt-out wins.
 /// 2. Without such an entry, a [`Purpose::Service`] message is granted (a
 ///    reply needs no opt-in) unless the audience column says "no".
 /// 3. Otherwise the audience column decides: "yes" grants, "no" or unknown is
@@ -92,6 +115,7 @@ pub fn resolve(
     audience: Option<bool>,
     ledger: &[LedgerEntry],
     purpose: Purpose,
+    platform_overrides_cdp_no: bool,
 ) -> ConsentDecision {
     let newest = ledger
         .iter()
@@ -99,6 +123,9 @@ pub fn resolve(
         // On equal times an opt-out (`opted_in == false`) sorts last, so it wins.
         .max_by_key(|entry| (entry.at_ms, !entry.opted_in));
     if let Some(entry) = newest {
+        if entry.opted_in && audience == Some(false) && !platform_overrides_cdp_no {
+            return ConsentDecision::Denied(DenialReason::NoConsent);
+        }
         return if entry.opted_in {
             ConsentDecision::Granted {
                 source: entry.source.clone(),
@@ -137,19 +164,33 @@ pub struct LedgerChange {
     pub source: String,
 }
 
-/// The ledger change a platform's consent event makes, if it is one.
-pub fn from_platform_event(channel: &str, kind: &EventKind) -> Option<LedgerChange> {
+/// The ledger changes a platform's consent event makes. An opt-out without
+/// a purpose covers every purpose; an opt-in without one covers only the
+/// purposes the operator's `policy` names.
+pub fn from_platform_event(
+    channel: &str,
+    policy: &ConsentPolicy,
+    kind: &EventKind,
+) -> Vec<LedgerChange> {
     let (change, opted_in) = match kind {
         EventKind::OptIn(change) => (change, true),
         EventKind::OptOut(change) => (change, false),
-        _ => return None,
+        _ => return Vec::new(),
     };
-    Some(LedgerChange {
-        address: change.address.clone(),
-        purpose: change.purpose,
-        opted_in,
-        source: format!("webhook:{channel}"),
-    })
+    let purposes: Vec<Option<Purpose>> = match (change.purpose, opted_in) {
+        (Some(purpose), _) => vec![Some(purpose)],
+        (None, false) => vec![None],
+        (None, true) => policy.opt_in_purposes.iter().copied().map(Some).collect(),
+    };
+    purposes
+        .into_iter()
+        .map(|purpose| LedgerChange {
+            address: change.address.clone(),
+            purpose,
+            opted_in,
+            source: format!("webhook:{channel}"),
+        })
+        .collect()
 }
 
 /// The ledger change a refused send makes: a platform that answers
@@ -179,13 +220,13 @@ mod tests {
             purpose: Some(Purpose::Marketing),
         });
         assert_eq!(
-            from_platform_event("whatsapp", &stop),
-            Some(LedgerChange {
+            from_platform_event("whatsapp", &ConsentPolicy::default(), &stop),
+            vec![LedgerChange {
                 address: "+491".into(),
                 purpose: Some(Purpose::Marketing),
                 opted_in: false,
                 source: "webhook:whatsapp".into(),
-            })
+            }]
         );
         let message = OutboundMessage {
             idempotency_key: "k".into(),
@@ -233,16 +274,53 @@ mod tests {
     const NO_CONSENT: ConsentDecision = ConsentDecision::Denied(DenialReason::NoConsent);
 
     #[test]
+    fn a_follow_opts_into_only_what_the_operator_chose() {
+        let follow = EventKind::OptIn(ConsentChange {
+            address: "U1".into(),
+            purpose: None,
+        });
+        let purposes = |policy: &ConsentPolicy| -> Vec<Option<Purpose>> {
+            from_platform_event("line", policy, &follow)
+                .into_iter()
+                .map(|change| change.purpose)
+                .collect()
+        };
+        assert_eq!(
+            purposes(&ConsentPolicy::default()),
+            [Some(Purpose::Utility)]
+        );
+        let generous = ConsentPolicy {
+            opt_in_purposes: vec![Purpose::Utility, Purpose::Marketing],
+            platform_overrides_cdp_no: false,
+        };
+        assert_eq!(
+            purposes(&generous),
+            [Some(Purpose::Utility), Some(Purpose::Marketing)]
+        );
+        // An unfollow without a purpose still covers every purpose.
+        let unfollow = EventKind::OptOut(ConsentChange {
+            address: "U1".into(),
+            purpose: None,
+        });
+        let changes = from_platform_event("line", &ConsentPolicy::default(), &unfollow);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].purpose, None);
+    }
+
+    #[test]
     fn audience_column_decides_without_ledger() {
         assert_eq!(
-            resolve(Some(true), &[], Purpose::Marketing),
+            resolve(Some(true), &[], Purpose::Marketing, false),
             granted(SOURCE_AUDIENCE)
         );
-        assert_eq!(resolve(Some(false), &[], Purpose::Marketing), NO_CONSENT);
-        assert_eq!(resolve(None, &[], Purpose::Marketing), NO_CONSENT);
-        assert_eq!(resolve(None, &[], Purpose::Utility), NO_CONSENT);
-        assert!(resolve(Some(true), &[], Purpose::Utility).is_granted());
-        assert!(!resolve(None, &[], Purpose::Authentication).is_granted());
+        assert_eq!(
+            resolve(Some(false), &[], Purpose::Marketing, false),
+            NO_CONSENT
+        );
+        assert_eq!(resolve(None, &[], Purpose::Marketing, false), NO_CONSENT);
+        assert_eq!(resolve(None, &[], Purpose::Utility, false), NO_CONSENT);
+        assert!(resolve(Some(true), &[], Purpose::Utility, false).is_granted());
+        assert!(!resolve(None, &[], Purpose::Authentication, false).is_granted());
     }
 
     #[test]
@@ -254,20 +332,24 @@ mod tests {
             "whatsapp webhook",
         )];
         assert_eq!(
-            resolve(Some(true), &ledger, Purpose::Marketing),
+            resolve(Some(true), &ledger, Purpose::Marketing, false),
             opted_out(10, "whatsapp webhook")
         );
     }
 
     #[test]
-    fn ledger_opt_in_beats_audience_no() {
+    fn a_platform_opt_in_beats_an_explicit_audience_no_only_when_the_operator_allows() {
         let ledger = [entry(true, None, 10, "line follow")];
         assert_eq!(
-            resolve(Some(false), &ledger, Purpose::Marketing),
+            resolve(Some(false), &ledger, Purpose::Marketing, false),
+            NO_CONSENT
+        );
+        assert_eq!(
+            resolve(Some(false), &ledger, Purpose::Marketing, true),
             granted("line follow")
         );
         assert_eq!(
-            resolve(None, &ledger, Purpose::Utility),
+            resolve(None, &ledger, Purpose::Utility, false),
             granted("line follow")
         );
     }
@@ -280,7 +362,7 @@ mod tests {
             entry(false, Some(Purpose::Marketing), 20, "stop promotions"),
         ];
         assert_eq!(
-            resolve(None, &ledger, Purpose::Marketing),
+            resolve(None, &ledger, Purpose::Marketing, false),
             granted("resubscribed")
         );
 
@@ -289,12 +371,12 @@ mod tests {
             entry(true, None, 30, "resubscribed"),
         ];
         assert_eq!(
-            resolve(Some(true), &ledger, Purpose::Marketing),
+            resolve(Some(true), &ledger, Purpose::Marketing, false),
             opted_out(40, "stop promotions")
         );
         // A marketing opt-out does not touch utility messages.
         assert_eq!(
-            resolve(None, &ledger, Purpose::Utility),
+            resolve(None, &ledger, Purpose::Utility, false),
             granted("resubscribed")
         );
     }
@@ -302,10 +384,13 @@ mod tests {
     #[test]
     fn entries_for_other_purposes_are_ignored() {
         let ledger = [entry(true, Some(Purpose::Utility), 50, "utility opt-in")];
-        assert_eq!(resolve(None, &ledger, Purpose::Marketing), NO_CONSENT);
+        assert_eq!(
+            resolve(None, &ledger, Purpose::Marketing, false),
+            NO_CONSENT
+        );
         let ledger = [entry(false, Some(Purpose::Utility), 50, "utility opt-out")];
         assert_eq!(
-            resolve(Some(true), &ledger, Purpose::Marketing),
+            resolve(Some(true), &ledger, Purpose::Marketing, false),
             granted(SOURCE_AUDIENCE)
         );
     }
@@ -314,12 +399,12 @@ mod tests {
     fn opt_out_wins_a_tie() {
         let ledger = [entry(false, None, 7, "out"), entry(true, None, 7, "in")];
         assert_eq!(
-            resolve(Some(true), &ledger, Purpose::Marketing),
+            resolve(Some(true), &ledger, Purpose::Marketing, false),
             opted_out(7, "out")
         );
         let ledger = [entry(true, None, 7, "in"), entry(false, None, 7, "out")];
         assert_eq!(
-            resolve(Some(true), &ledger, Purpose::Marketing),
+            resolve(Some(true), &ledger, Purpose::Marketing, false),
             opted_out(7, "out")
         );
     }
@@ -327,22 +412,25 @@ mod tests {
     #[test]
     fn service_needs_no_opt_in_but_respects_opt_out_of_everything() {
         assert_eq!(
-            resolve(None, &[], Purpose::Service),
+            resolve(None, &[], Purpose::Service, false),
             granted(SOURCE_SERVICE)
         );
         // An opt-out of marketing only does not stop replies.
         let ledger = [entry(false, Some(Purpose::Marketing), 5, "stop promotions")];
         assert_eq!(
-            resolve(None, &ledger, Purpose::Service),
+            resolve(None, &ledger, Purpose::Service, false),
             granted(SOURCE_SERVICE)
         );
         // An opt-out of every purpose does.
         let ledger = [entry(false, None, 5, "blocked")];
         assert_eq!(
-            resolve(None, &ledger, Purpose::Service),
+            resolve(None, &ledger, Purpose::Service, false),
             opted_out(5, "blocked")
         );
         // An explicit "no" in the audience column is respected too.
-        assert_eq!(resolve(Some(false), &[], Purpose::Service), NO_CONSENT);
+        assert_eq!(
+            resolve(Some(false), &[], Purpose::Service, false),
+            NO_CONSENT
+        );
     }
 }

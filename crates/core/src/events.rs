@@ -10,7 +10,7 @@ use switchboard_contract::model::{
     ChannelInfo, DeliveryState, Event, EventKind, FreeFormRule, WindowOpener,
 };
 
-use crate::consent::{self, LedgerChange};
+use crate::consent::{self, ConsentPolicy, LedgerChange};
 
 /// One change an event makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +54,25 @@ fn opens_window(info: &ChannelInfo, opener: WindowOpener) -> bool {
     }
 }
 
-/// What `event`, from `info.name`'s webhook, changes.
-pub fn effects(info: &ChannelInfo, event: &Event) -> Vec<Effect> {
+/// How far ahead of the host's clock a platform's event time may be before
+/// the event is refused (clocks drift; a forged event claims the future).
+pub const MAX_CLOCK_AHEAD_MS: u64 = 5 * 60 * 1000;
+
+/// Why an event must not be applied, if it must not: it claims a time more
+/// than [`MAX_CLOCK_AHEAD_MS`] after `received_ms`.
+pub fn refuse(event: &Event, received_ms: u64) -> Option<String> {
+    (event.occurred_at_ms > received_ms.saturating_add(MAX_CLOCK_AHEAD_MS)).then(|| {
+        format!(
+            "event {} claims a time {} s ahead of the host's clock",
+            event.id,
+            (event.occurred_at_ms - received_ms) / 1000
+        )
+    })
+}
+
+/// What `event`, from `info.name`'s webhook, changes, under the operator's
+/// consent `policy` for the channel.
+pub fn effects(info: &ChannelInfo, policy: &ConsentPolicy, event: &Event) -> Vec<Effect> {
     let channel = info.name.as_str();
     let mut effects = Vec::new();
     let open = |address: &str, opener: WindowOpener, effects: &mut Vec<Effect>| {
@@ -89,9 +106,11 @@ pub fn effects(info: &ChannelInfo, event: &Event) -> Vec<Effect> {
         }
         EventKind::OptOut(_) => {}
     }
-    if let Some(change) = consent::from_platform_event(channel, &event.kind) {
-        effects.push(Effect::Consent(change));
-    }
+    effects.extend(
+        consent::from_platform_event(channel, policy, &event.kind)
+            .into_iter()
+            .map(Effect::Consent),
+    );
     effects
 }
 
@@ -148,6 +167,7 @@ mod tests {
         let info = wechat();
         let inbound = effects(
             &info,
+            &ConsentPolicy::default(),
             &event(EventKind::Inbound(InboundMessage {
                 sender: "o1".into(),
                 text: Some("hi".into()),
@@ -163,6 +183,7 @@ mod tests {
         );
         let follow = effects(
             &info,
+            &ConsentPolicy::default(),
             &event(EventKind::OptIn(ConsentChange {
                 address: "o1".into(),
                 purpose: None,
@@ -175,9 +196,10 @@ mod tests {
                     address: "o1".into(),
                     opener: WindowOpener::Follow
                 },
+                // A follow opts into what the operator chose: utility by default.
                 Effect::Consent(LedgerChange {
                     address: "o1".into(),
-                    purpose: None,
+                    purpose: Some(Purpose::Utility),
                     opted_in: true,
                     source: "webhook:wechat".into()
                 })
@@ -185,6 +207,7 @@ mod tests {
         );
         let click = effects(
             &info,
+            &ConsentPolicy::default(),
             &event(EventKind::Interaction(Interaction {
                 address: "o1".into(),
                 opener: WindowOpener::Interaction,
@@ -197,6 +220,7 @@ mod tests {
         always.free_form = FreeFormRule::Always;
         let inbound = effects(
             &always,
+            &ConsentPolicy::default(),
             &event(EventKind::Inbound(InboundMessage {
                 sender: "o1".into(),
                 text: None,
@@ -211,6 +235,7 @@ mod tests {
         let info = wechat();
         let status = effects(
             &info,
+            &ConsentPolicy::default(),
             &event(EventKind::Status(StatusUpdate {
                 platform_message_id: None,
                 state: DeliveryState::Failed,
@@ -230,11 +255,26 @@ mod tests {
         );
         let out = effects(
             &info,
+            &ConsentPolicy::default(),
             &event(EventKind::OptOut(ConsentChange {
                 address: "o1".into(),
                 purpose: Some(Purpose::Marketing),
             })),
         );
         assert!(matches!(&out[..], [Effect::Consent(change)] if !change.opted_in));
+    }
+
+    #[test]
+    fn an_event_from_the_future_is_refused() {
+        let now = 1_800_000_000_000;
+        let mut forged = event(EventKind::OptIn(ConsentChange {
+            address: "o1".into(),
+            purpose: None,
+        }));
+        forged.occurred_at_ms = now + 365 * 86_400_000;
+        let reason = refuse(&forged, now).expect("refused");
+        assert!(reason.contains("ahead of the host's clock"), "{reason}");
+        forged.occurred_at_ms = now + 60_000;
+        assert_eq!(refuse(&forged, now), None, "a minute of drift is fine");
     }
 }

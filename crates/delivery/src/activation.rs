@@ -27,6 +27,7 @@ use switchboard_store::{
 };
 
 use crate::results::ResultLine;
+use crate::settings::DeliverySettings;
 
 /// Profiles decided and written per transaction.
 const CHUNK: usize = 1_000;
@@ -60,19 +61,34 @@ pub struct Sinks<'a> {
     pub enqueued: &'a (dyn Fn(&HashSet<String>) + Send + Sync),
 }
 
+/// Where activation puts sends and what it decides them by.
+#[derive(Clone, Copy)]
+pub struct Outbox<'a> {
+    /// The outbox and decision log.
+    pub store: &'a Arc<dyn Store>,
+    /// What each loaded channel declared.
+    pub infos: &'a BTreeMap<String, ChannelInfo>,
+    /// The operator's delivery settings (consent policy per channel, ...).
+    pub settings: &'a DeliverySettings,
+}
+
 /// Decide every recipient of `reader` for `campaign` and put the sends in
 /// the outbox (or, with `dry_run`, only report what would happen).
 /// `started_ms` is when the run began: a send an engine settled since then
 /// gets its line from that engine, not from here.
 pub async fn enqueue(
-    store: &Arc<dyn Store>,
-    infos: &BTreeMap<String, ChannelInfo>,
+    outbox: Outbox<'_>,
     campaign: &Campaign,
     mut reader: AudienceReader,
     dry_run: bool,
     started_ms: i64,
     sinks: Sinks<'_>,
 ) -> anyhow::Result<EnqueueReport> {
+    let Outbox {
+        store,
+        infos,
+        settings,
+    } = outbox;
     let mut report = EnqueueReport::default();
     let mut known: HashMap<String, HashSet<String>> = HashMap::new();
     for channel in &campaign.route {
@@ -119,7 +135,7 @@ pub async fn enqueue(
         let mut decisions = Vec::new();
         let mut planned: Vec<(usize, &Profile)> = Vec::new();
         for profile in &chunk {
-            match plan(campaign, infos, profile, &states, now) {
+            match plan(campaign, infos, settings, profile, &states, now) {
                 Plan::Send(send) => {
                     if dry_run {
                         let mut line =
@@ -318,6 +334,7 @@ enum Plan {
 fn plan(
     campaign: &Campaign,
     infos: &BTreeMap<String, ChannelInfo>,
+    settings: &DeliverySettings,
     profile: &Profile,
     states: &States,
     now: Timestamp,
@@ -343,6 +360,7 @@ fn plan(
                 profile.consent(channel, campaign.purpose),
                 &state.ledger,
                 campaign.purpose,
+                settings.consent(channel).platform_overrides_cdp_no,
             ),
             windows: state.windows.clone(),
         };

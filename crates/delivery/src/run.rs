@@ -112,7 +112,7 @@ pub async fn run_campaign(
         Arc::new(Engine::new(
             Arc::clone(&store),
             Arc::clone(&runtime),
-            settings,
+            settings.clone(),
             EngineOptions {
                 scope: Some(campaign.name.clone()),
                 stop_on_store_error: true,
@@ -175,8 +175,11 @@ pub async fn run_campaign(
         }
     };
     let enqueue = activation::enqueue(
-        &store,
-        &infos,
+        activation::Outbox {
+            store: &store,
+            infos: &infos,
+            settings: &settings,
+        },
         &campaign,
         reader,
         options.dry_run,

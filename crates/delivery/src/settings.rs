@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use switchboard_core::consent::ConsentPolicy;
 
 use serde::Deserialize;
 
@@ -77,9 +78,16 @@ pub struct DeliverySettings {
     pub dispatch: DispatchConfig,
     /// Per-channel pacing, by channel name.
     pub lanes: HashMap<String, LaneConfig>,
+    /// What platform consent events mean per channel, by channel name.
+    pub consent: HashMap<String, ConsentPolicy>,
 }
 
 impl DeliverySettings {
+    /// The consent policy of `channel` (the default where not configured).
+    pub fn consent(&self, channel: &str) -> ConsentPolicy {
+        self.consent.get(channel).cloned().unwrap_or_default()
+    }
+
     /// The pacing of `channel`.
     pub fn lane(&self, channel: &str) -> LaneConfig {
         self.lanes.get(channel).cloned().unwrap_or_default()

@@ -1,10 +1,13 @@
 //! A loaded adapter version and the sandboxed calls into it.
 //!
 //! Every call gets a fresh store and instance from the adapter's
-//! `InstancePre`, with a memory limit, a CPU budget enforced through epoch
-//! interruption and a wall-clock timeout. A call that traps, loops, grows
-//! without bound or reaches for a forbidden capability fails with a
-//! [`CallError`]; the adapter stays loaded and the host carries on.
+//! `InstancePre`, with a memory limit, a CPU budget (the thread CPU time its
+//! polls used, checked at every epoch tick, so that a burning guest is
+//! stopped at its budget however busy the machine is) and a wall-clock
+//! timeout. A call that traps, loops, grows without bound, passes one of the
+//! host-wide bounds of [`SandboxLimits`] or reaches for a forbidden
+//! capability fails with a [`CallError`]; the adapter stays loaded and the
+//! host carries on.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,31 +16,52 @@ use std::time::Duration;
 
 use wasmtime::{Store, UpdateDeadline};
 
+use super::cpu::{CpuAccount, Metered};
+
 use switchboard_contract::model::{
     ChannelInfo, HttpRequest, OutboundMessage, SendResult, WebhookResult,
 };
 use switchboard_contract::{AdapterInstance, AdapterPre, ContractVersion};
 
 use super::CallError;
-use super::egress::{EgressHooks, EgressPolicy};
-use super::engine::EPOCH_TICK;
+use super::bounds;
+use super::egress::{EgressClients, EgressHooks, EgressLimits, EgressPolicy};
 use super::manifest::Manifest;
 use super::state::{AdapterConfig, CallState};
 use super::storage::ChannelStorage;
-use super::token_cache::TokenCache;
+use super::token_cache::{TokenCache, TokenLimits};
 use super::trace::{BatchOutcome, CallTrace, SharedTrace, WriteAhead};
 
-/// Resource limits for each call into an adapter.
-#[derive(Debug, Clone, Copy)]
+/// Resource limits for each call into an adapter, and the bounds on what a
+/// call may make the host hold beyond its own instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxLimits {
     /// Largest linear memory an instance may grow to.
     pub memory_bytes: usize,
-    /// Longest an instance may run guest code in one call.
+    /// Most CPU time an instance may spend in one call.
     pub cpu_budget: Duration,
     /// Longest one call may take, waiting on HTTP included.
     pub call_timeout: Duration,
     /// Longest one outbound request may wait for a connection or reply.
     pub http_timeout: Duration,
+    /// Outgoing requests one call may have in flight at once.
+    pub max_requests_in_flight: usize,
+    /// Largest body of one outgoing request or its response.
+    pub max_http_body_bytes: usize,
+    /// Lines one call may write through the `log` import.
+    pub max_log_lines: usize,
+    /// Bytes one call may write through the `log` import.
+    pub max_log_bytes: usize,
+    /// Largest platform message id a send result may carry.
+    pub max_platform_id_bytes: usize,
+    /// Longest failure message kept; longer ones are cut.
+    pub max_failure_message_bytes: usize,
+    /// Largest webhook reply body.
+    pub max_webhook_reply_bytes: usize,
+    /// Most events one webhook call may return.
+    pub max_webhook_events: usize,
+    /// Bounds on each channel's token cache.
+    pub token_cache: TokenLimits,
 }
 
 impl Default for SandboxLimits {
@@ -47,6 +71,15 @@ impl Default for SandboxLimits {
             cpu_budget: Duration::from_secs(2),
             call_timeout: Duration::from_secs(30),
             http_timeout: Duration::from_secs(10),
+            max_requests_in_flight: 32,
+            max_http_body_bytes: 4 * 1024 * 1024,
+            max_log_lines: 200,
+            max_log_bytes: 64 * 1024,
+            max_platform_id_bytes: 256,
+            max_failure_message_bytes: 1024,
+            max_webhook_reply_bytes: 1024 * 1024,
+            max_webhook_events: 1_000,
+            token_cache: TokenLimits::default(),
         }
     }
 }
@@ -70,6 +103,11 @@ pub struct LoadedAdapter {
     pub info: ChannelInfo,
     /// SHA-256 of the component bytes.
     pub digest: String,
+    /// The package folder it was loaded from.
+    pub package_dir: std::path::PathBuf,
+    /// The operator's name for the key that signed the package; `None` for
+    /// an unsigned package the configuration allowed.
+    pub signer: Option<String>,
     /// Counters.
     pub stats: Arc<CallStats>,
     /// The contract version the component implements (read from its exports).
@@ -77,7 +115,7 @@ pub struct LoadedAdapter {
     pub(super) channel: Arc<str>,
     pub(super) pre: AdapterPre<CallState>,
     pub(super) egress: Arc<EgressPolicy>,
-    pub(super) client: reqwest::Client,
+    pub(super) clients: EgressClients,
     pub(super) config: Arc<AdapterConfig>,
     pub(super) tokens: Arc<TokenCache>,
     pub(super) storage: ChannelStorage,
@@ -95,10 +133,16 @@ impl LoadedAdapter {
         self.limits
     }
 
+    /// Entries and bytes the channel's token cache holds now, for metrics
+    /// and for checking its budget.
+    pub fn token_usage(&self) -> (usize, usize) {
+        self.tokens.usage()
+    }
+
     /// Ask the adapter to describe its platform.
     pub async fn describe(&self) -> Result<ChannelInfo, CallError> {
-        self.guarded("describe", async {
-            let (mut store, adapter) = self.instantiate("describe").await?;
+        self.guarded("describe", |cpu| async move {
+            let (mut store, adapter) = self.instantiate_with("describe", cpu, None, None).await?;
             let result = adapter.describe(&mut store).await;
             self.finish("describe", &store, result)
         })
@@ -137,13 +181,15 @@ impl LoadedAdapter {
         write_ahead: Option<Arc<dyn WriteAhead>>,
     ) -> BatchOutcome {
         let trace: SharedTrace = Arc::new(Mutex::new(CallTrace::new(batch.len(), self.contract)));
+        let call_trace = Arc::clone(&trace);
         let returned = self
-            .guarded("send", async {
+            .guarded("send", |cpu| async move {
                 let (mut store, adapter) = self
-                    .instantiate_with("send", Some(Arc::clone(&trace)), write_ahead)
+                    .instantiate_with("send", cpu, Some(call_trace), write_ahead)
                     .await?;
                 let result = adapter.send(&mut store, batch).await;
-                self.finish("send", &store, result)
+                let results = self.finish("send", &store, result)?;
+                self.check_send_results(results)
             })
             .await;
         let (returned, error) = match returned {
@@ -170,21 +216,30 @@ impl LoadedAdapter {
 
     /// Verify and interpret a webhook request.
     pub async fn handle_webhook(&self, request: &HttpRequest) -> Result<WebhookResult, CallError> {
-        self.guarded("handle-webhook", async {
-            let (mut store, adapter) = self.instantiate("handle-webhook").await?;
+        self.guarded("handle-webhook", |cpu| async move {
+            let (mut store, adapter) = self
+                .instantiate_with("handle-webhook", cpu, None, None)
+                .await?;
             let result = adapter.handle_webhook(&mut store, request).await;
-            self.finish("handle-webhook", &store, result)
+            let result = self.finish("handle-webhook", &store, result)?;
+            self.check_webhook_result(result)
         })
         .await
     }
 
-    /// Run one call under the per-call timeout, counting it.
-    async fn guarded<R>(
+    /// Run one call under the per-call timeout, metering its CPU time,
+    /// counting it.
+    async fn guarded<R, F>(
         &self,
         function: &'static str,
-        call: impl Future<Output = Result<R, CallError>> + Send,
-    ) -> Result<R, CallError> {
+        call: impl FnOnce(Arc<CpuAccount>) -> F,
+    ) -> Result<R, CallError>
+    where
+        F: Future<Output = Result<R, CallError>> + Send,
+    {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        let cpu = Arc::new(CpuAccount::default());
+        let call = Metered::new(call(Arc::clone(&cpu)), cpu);
         let outcome = tokio::time::timeout(self.limits.call_timeout, call)
             .await
             .unwrap_or_else(|_| {
@@ -201,22 +256,15 @@ impl LoadedAdapter {
         outcome
     }
 
-    /// A fresh store and instance for one call.
-    async fn instantiate(
-        &self,
-        function: &'static str,
-    ) -> Result<(Store<CallState>, AdapterInstance), CallError> {
-        self.instantiate_with(function, None, None).await
-    }
-
     /// A fresh store and instance for one call, with a `send` call's trace.
     async fn instantiate_with(
         &self,
         function: &'static str,
+        cpu: Arc<CpuAccount>,
         trace: Option<SharedTrace>,
         write_ahead: Option<Arc<dyn WriteAhead>>,
     ) -> Result<(Store<CallState>, AdapterInstance), CallError> {
-        let mut store = self.new_store(trace, write_ahead);
+        let mut store = self.new_store(cpu, trace, write_ahead);
         match self.pre.instantiate(&mut store).await {
             Ok(adapter) => Ok((store, adapter)),
             Err(error) => Err(self.classify(function, &store, &error)),
@@ -225,14 +273,20 @@ impl LoadedAdapter {
 
     fn new_store(
         &self,
+        cpu: Arc<CpuAccount>,
         trace: Option<SharedTrace>,
         write_ahead: Option<Arc<dyn WriteAhead>>,
     ) -> Store<CallState> {
         let hooks = EgressHooks {
             policy: Arc::clone(&self.egress),
-            client: self.client.clone(),
+            clients: self.clients.clone(),
+            limits: EgressLimits {
+                max_in_flight: self.limits.max_requests_in_flight,
+                max_body_bytes: self.limits.max_http_body_bytes,
+            },
             denials: Arc::default(),
             requests: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::default(),
             trace: trace.clone(),
             write_ahead,
         };
@@ -242,24 +296,53 @@ impl LoadedAdapter {
             Arc::clone(&self.config),
             Arc::clone(&self.tokens),
             self.storage.clone(),
-            self.limits.memory_bytes,
+            self.limits,
         );
         state.trace = trace;
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| state);
-        let budget_ticks =
-            (self.limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let budget = self.limits.cpu_budget;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut context| {
-            let state = context.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks > budget_ticks {
-                state.violations.cpu_exceeded = true;
+            // Runs inside the poll that runs the guest, on its thread.
+            if cpu.spent() > budget {
+                context.data_mut().violations.cpu_exceeded = true;
                 wasmtime::bail!("CPU budget exceeded");
             }
             Ok(UpdateDeadline::Yield(1))
         });
         store
+    }
+
+    /// Bound and redact what `send` returned.
+    fn check_send_results(
+        &self,
+        mut results: Vec<SendResult>,
+    ) -> Result<Vec<SendResult>, CallError> {
+        for result in &mut results {
+            bounds::check_send_result(result, &self.limits).map_err(|bound| {
+                CallError::BoundExceeded {
+                    channel: self.channel.to_string(),
+                    function: "send",
+                    bound: format!("returned {bound}"),
+                }
+            })?;
+            bounds::redact_send_result(result, &self.config.redactor);
+        }
+        Ok(results)
+    }
+
+    /// Bound and redact what `handle-webhook` returned.
+    fn check_webhook_result(&self, mut result: WebhookResult) -> Result<WebhookResult, CallError> {
+        bounds::check_webhook_result(&mut result, &self.limits).map_err(|bound| {
+            CallError::BoundExceeded {
+                channel: self.channel.to_string(),
+                function: "handle-webhook",
+                bound: format!("returned {bound}"),
+            }
+        })?;
+        bounds::redact_webhook_result(&mut result, &self.config.redactor);
+        Ok(result)
     }
 
     fn finish<R>(
@@ -274,6 +357,13 @@ impl LoadedAdapter {
             tracing::debug!(adapter = %self.channel, function, output, "adapter output");
         }
         let value = result.map_err(|error| self.classify(function, store, &error))?;
+        if let Some(bound) = &state.violations.bound_exceeded {
+            return Err(CallError::BoundExceeded {
+                channel: self.channel.to_string(),
+                function,
+                bound: bound.clone(),
+            });
+        }
         let denials = state.denials();
         if !denials.is_empty() {
             return Err(CallError::EgressDenied {
@@ -305,6 +395,13 @@ impl LoadedAdapter {
                 channel,
                 function,
                 limit_bytes: self.limits.memory_bytes,
+            };
+        }
+        if let Some(bound) = state.violations.bound_exceeded.clone() {
+            return CallError::BoundExceeded {
+                channel,
+                function,
+                bound,
             };
         }
         if let Some(import) = state.violations.forbidden_import.clone() {

@@ -49,6 +49,45 @@ pub enum RuntimeError {
         /// The other manifest.
         second: PathBuf,
     },
+    /// A package claims a channel the operator assigned to another folder.
+    #[error(
+        "channel `{channel}` is configured to load from {expected}, not {found}; set `[channels.{channel}] package` to choose another package"
+    )]
+    UnassignedPackage {
+        /// The channel.
+        channel: String,
+        /// The folder the configuration names.
+        expected: PathBuf,
+        /// The manifest that claimed the channel.
+        found: PathBuf,
+    },
+    /// The package's signature does not satisfy the operator's trust
+    /// settings (unsigned, tampered, or signed by an untrusted key).
+    #[error("{path}: package refused: {reason}")]
+    Untrusted {
+        /// The package folder.
+        path: PathBuf,
+        /// Why, naming the keys involved.
+        reason: String,
+    },
+    /// The component is not the one the operator pinned.
+    #[error("{path}: SHA-256 {actual} does not match the pinned digest {pinned}")]
+    DigestMismatch {
+        /// The component file.
+        path: PathBuf,
+        /// The operator's digest.
+        pinned: String,
+        /// The component's.
+        actual: String,
+    },
+    /// The operator's grant for a channel is unusable.
+    #[error("channel `{channel}`: {reason}")]
+    InvalidGrant {
+        /// The channel.
+        channel: String,
+        /// Which key and why.
+        reason: String,
+    },
     /// The wasmtime engine could not be set up.
     #[error("wasm engine: {0}")]
     Engine(String),
@@ -118,6 +157,18 @@ pub enum CallError {
         function: &'static str,
         /// The import it called.
         import: String,
+    },
+    /// The call would have made the host hold more than a host-wide bound
+    /// allows (log volume, token cache, platform id size, webhook reply or
+    /// events).
+    #[error("adapter `{channel}` passed a host bound in `{function}`: {bound}")]
+    BoundExceeded {
+        /// The channel.
+        channel: String,
+        /// The export called.
+        function: &'static str,
+        /// Which bound, with the figures and the setting that raises it.
+        bound: String,
     },
     /// The adapter broke the contract (e.g. wrong number of results).
     #[error("adapter `{channel}` broke the contract in `{function}`: {reason}")]

@@ -7,7 +7,12 @@
 //! - [`sandbox`]: the imports linked for every call, and the ones that trap.
 //! - [`state`]: per-call store data and the host imports.
 //! - [`adapter`]: a loaded adapter and the calls into it.
-//! - [`token_cache`]: tokens shared by all calls of a channel.
+//! - [`token_cache`]: tokens shared by all calls of a channel, bounded.
+//! - [`bounds`]: the host-wide bounds on what a call's answers may make the
+//!   host hold.
+//! - [`cpu`]: CPU time per call, from the thread CPU clock.
+//! - [`redact`]: secrets out of stored, served and logged text.
+//! - [`packages`]: which package folder serves which channel.
 //! - [`storage`]: durable per-channel values that survive restarts.
 //! - [`trace`]: what a `send` call did per message: reported outcomes and
 //!   whether each message's request was written to the network.
@@ -18,17 +23,21 @@
 //! model.
 
 pub mod adapter;
+pub mod bounds;
+pub mod cpu;
 pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod manifest;
+pub mod packages;
+pub mod redact;
 pub mod sandbox;
 pub mod state;
 pub mod storage;
 pub mod token_cache;
 pub mod trace;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -46,9 +55,11 @@ pub use state::AdapterConfig;
 pub use storage::{MemoryStorage, StorageBackend, StorageLimits};
 pub use trace::{BatchOutcome, MessageTrace, RequestFate, WriteAhead};
 
-use egress::EgressPolicy;
+use egress::{EgressClients, EgressPolicy};
+use redact::Redactor;
 use state::CallState;
 use storage::ChannelStorage;
+use switchboard_package::{PackageContents, TrustStore, Verdict};
 use token_cache::TokenCache;
 
 /// How the operator set up the runtime.
@@ -56,12 +67,23 @@ use token_cache::TokenCache;
 pub struct RuntimeOptions {
     /// Limits for every call.
     pub limits: SandboxLimits,
-    /// Let adapters reach loopback over plain http (the simulator, tests).
-    pub allow_loopback_http: bool,
     /// Where compiled components are cached; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
     /// Limits on adapters' durable storage.
     pub storage_limits: StorageLimits,
+    /// Which package signatures the host accepts.
+    pub trust: PackageTrust,
+}
+
+/// Which package signatures the host accepts: the operator's trusted keys,
+/// and whether unsigned packages load where a channel does not say.
+#[derive(Debug, Clone, Default)]
+pub struct PackageTrust {
+    /// Trusted public keys, by the operator's name for each.
+    pub keys: TrustStore,
+    /// Whether unsigned packages load for channels whose grant does not
+    /// say (`ChannelGrant::allow_unsigned`). Off by default.
+    pub allow_unsigned: bool,
 }
 
 /// What the operator grants one channel's adapter.
@@ -73,13 +95,29 @@ pub struct ChannelGrant {
     pub secrets: HashMap<String, String>,
     /// Hosts the operator approves; `None` approves all the manifest declares.
     pub allow_hosts: Option<Vec<String>>,
+    /// Declared hosts the operator points elsewhere: host → base URL
+    /// (`http://127.0.0.1:9000` for a simulator). Only this channel's
+    /// requests to that host are redirected.
+    pub endpoints: BTreeMap<String, String>,
+    /// The package folder that serves the channel; `None` is the folder
+    /// named after the channel in the adapters directory. Grants go to this
+    /// package only.
+    pub package: Option<PathBuf>,
+    /// The component's SHA-256 (hex, optionally `sha256:`-prefixed) the
+    /// operator pinned; another component is refused.
+    pub digest: Option<String>,
+    /// The names of the trusted keys that may sign this channel's package;
+    /// `None` accepts any key in [`PackageTrust::keys`].
+    pub trusted_keys: Option<BTreeSet<String>>,
+    /// Whether an unsigned package may serve this channel; `None` follows
+    /// [`PackageTrust::allow_unsigned`].
+    pub allow_unsigned: Option<bool>,
 }
 
 /// Loaded adapters by channel, and what is needed to load more.
 pub struct AdapterRuntime {
     engine: Engine,
-    client_loopback: reqwest::Client,
-    client_strict: reqwest::Client,
+    clients: EgressClients,
     options: RuntimeOptions,
     grants: HashMap<String, ChannelGrant>,
     tokens: Mutex<HashMap<String, Arc<TokenCache>>>,
@@ -113,10 +151,11 @@ impl AdapterRuntime {
                 .map_err(|e| RuntimeError::Engine(format!("linking contract {version}: {e:#}")))?;
             linkers.insert(version, linker);
         }
+        let clients = EgressClients::new()
+            .map_err(|e| RuntimeError::Engine(format!("building the egress HTTP clients: {e}")))?;
         Ok(Self {
             engine,
-            client_loopback: egress::build_client(true),
-            client_strict: egress::build_client(false),
+            clients,
             options,
             grants,
             tokens: Mutex::default(),
@@ -142,43 +181,79 @@ impl AdapterRuntime {
         names
     }
 
-    /// Load every package (a directory with `manifest.toml`) under `dir`.
-    /// A bad package is reported and skipped; the others still load.
+    /// Load every package under `dir` (a folder with `manifest.toml`),
+    /// and the packages the operator names elsewhere. Which folder serves
+    /// which channel follows [`packages::assign`]: a package claiming a
+    /// channel configured to another folder, or two unconfigured packages
+    /// claiming one channel, are refused with an error naming both. A bad
+    /// package is reported and skipped; the others still load. A package
+    /// whose manifest and component have not changed is kept as loaded.
     pub async fn load_dir(
         &self,
         dir: &Path,
     ) -> Result<Vec<Result<Arc<LoadedAdapter>, RuntimeError>>, RuntimeError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let mut manifests: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path().join("manifest.toml"))
-            .filter(|path| path.is_file())
-            .collect();
-        manifests.sort();
-        let mut results = Vec::new();
-        for manifest in manifests {
-            results.push(self.load_package(&manifest).await);
+        let assignment = packages::assign(dir, &self.grants)?;
+        let mut results: Vec<Result<Arc<LoadedAdapter>, RuntimeError>> =
+            assignment.refused.into_iter().map(Err).collect();
+        for package in assignment.packages {
+            results.push(self.load_assigned(&package).await);
         }
         Ok(results)
     }
 
     /// Load (or replace) the adapter whose manifest is at `manifest_path`.
-    /// Calls in flight finish on the version they started with.
+    /// The package must be the one the operator assigned to its channel
+    /// (see [`packages`]). Calls in flight finish on the version they
+    /// started with.
     pub async fn load_package(
         &self,
         manifest_path: &Path,
     ) -> Result<Arc<LoadedAdapter>, RuntimeError> {
-        let manifest = Manifest::load(manifest_path)?;
-        let base = manifest_path.parent().unwrap_or(Path::new("."));
-        let component_path = base.join(&manifest.adapter.component);
-        let bytes = std::fs::read(&component_path).map_err(|source| RuntimeError::Io {
-            path: component_path.clone(),
-            source,
-        })?;
-        let loaded = Arc::new(self.prepare(manifest, &bytes, &component_path).await?);
+        let package = packages::Package::read(manifest_path)?;
+        packages::check_assigned(&package, &self.grants)?;
+        self.load_assigned(&package).await
+    }
+
+    async fn load_assigned(
+        &self,
+        package: &packages::Package,
+    ) -> Result<Arc<LoadedAdapter>, RuntimeError> {
+        let manifest = package.manifest.clone();
+        let component_path = manifest.component_path(&package.dir)?;
+        let signer = self.check_signature(package)?;
+        let bytes = signer.1;
+        let signer = signer.0;
+        let digest = engine::sha256_hex(&bytes);
+        let name = manifest.adapter.name.clone();
+        if let Some(pinned) = self.grants.get(&name).and_then(|g| g.digest.as_deref()) {
+            let pinned = pinned
+                .trim()
+                .trim_start_matches("sha256:")
+                .to_ascii_lowercase();
+            if pinned != digest {
+                return Err(RuntimeError::DigestMismatch {
+                    path: component_path,
+                    pinned,
+                    actual: digest,
+                });
+            }
+        }
+        if let Some(current) = self.get(&name) {
+            if current.package_dir != package.dir {
+                return Err(RuntimeError::DuplicateChannel {
+                    channel: name,
+                    first: current.package_dir.join("manifest.toml"),
+                    second: package.manifest_path(),
+                });
+            }
+            if current.digest == digest && current.manifest == manifest {
+                return Ok(current);
+            }
+        }
+        let mut loaded = self.prepare(manifest, &bytes, &component_path).await?;
+        loaded.package_dir = package.dir.clone();
+        loaded.signer = signer;
+        let loaded = Arc::new(loaded);
         if let Ok(mut registry) = self.registry.write() {
             registry.insert(loaded.channel().to_owned(), Arc::clone(&loaded));
         }
@@ -186,9 +261,71 @@ impl AdapterRuntime {
             channel = loaded.channel(),
             version = %loaded.manifest.adapter.version,
             digest = &loaded.digest[..12],
+            package = %package.dir.display(),
             "adapter loaded"
         );
         Ok(loaded)
+    }
+
+    /// Read the package once, judge its signature against the operator's
+    /// trust settings for its channel, and return the signer's key name
+    /// (`None` for an allowed unsigned package) and the component bytes
+    /// that were judged.
+    fn check_signature(
+        &self,
+        package: &packages::Package,
+    ) -> Result<(Option<String>, Vec<u8>), RuntimeError> {
+        let channel = &package.manifest.adapter.name;
+        let refused = |reason: String| RuntimeError::Untrusted {
+            path: package.dir.clone(),
+            reason,
+        };
+        let contents = PackageContents::read(&package.dir).map_err(|e| refused(e.to_string()))?;
+        let component = package
+            .manifest
+            .adapter
+            .component
+            .to_string_lossy()
+            .into_owned();
+        let bytes = contents
+            .file(&component)
+            .ok_or_else(|| {
+                refused(format!(
+                    "the component `{component}` is not a file at the top of the package folder"
+                ))
+            })?
+            .to_vec();
+        let grant = self.grants.get(channel);
+        let scope = format!("for channel `{channel}`");
+        let verdict = self
+            .options
+            .trust
+            .keys
+            .judge(
+                contents.digest,
+                contents.signature.as_ref(),
+                grant.and_then(|g| g.trusted_keys.as_ref()),
+                &scope,
+            )
+            .map_err(|e| refused(e.to_string()))?;
+        match verdict {
+            Verdict::Trusted { key, key_id, .. } => {
+                tracing::debug!(channel = %channel, key = %key, %key_id, "package signature verified");
+                Ok((Some(key), bytes))
+            }
+            Verdict::Unsigned { .. } => {
+                let allowed = grant
+                    .and_then(|g| g.allow_unsigned)
+                    .unwrap_or(self.options.trust.allow_unsigned);
+                if !allowed {
+                    return Err(refused(
+                        switchboard_package::TrustError::Unsigned { scope }.to_string(),
+                    ));
+                }
+                tracing::info!(channel = %channel, "loading an unsigned package (allowed by the configuration)");
+                Ok((None, bytes))
+            }
+        }
     }
 
     async fn prepare(
@@ -227,32 +364,45 @@ impl AdapterRuntime {
         let name = manifest.adapter.name.clone();
         let grant = self.grants.get(&name).cloned().unwrap_or_default();
         let config = Arc::new(scope_config(&manifest, &grant));
-        let manifest_hosts: BTreeSet<String> = manifest
-            .egress
-            .hosts
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .collect();
-        let egress = Arc::new(EgressPolicy {
-            manifest_hosts,
-            operator_hosts: grant
-                .allow_hosts
-                .as_ref()
-                .map(|hosts| hosts.iter().map(|h| h.to_ascii_lowercase()).collect()),
-            allow_loopback: self.options.allow_loopback_http,
-            max_timeout: self.options.limits.http_timeout,
-        });
+        if grant.allow_hosts.is_none() && !manifest.egress.hosts.is_empty() {
+            tracing::warn!(
+                channel = %name,
+                approved = %manifest.egress.hosts.join(", "),
+                "no `allow_hosts` for this channel: every host its manifest declares is approved; list them in `[channels.{name}] allow_hosts` to approve them explicitly"
+            );
+        }
+        for host in grant.endpoints.keys() {
+            if !manifest
+                .egress
+                .hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+            {
+                tracing::warn!(channel = %name, host, "`endpoints` names a host the adapter's manifest does not declare; it has no effect");
+            }
+        }
+        let egress = Arc::new(
+            EgressPolicy::new(
+                &manifest.egress.hosts,
+                grant.allow_hosts.as_deref(),
+                &grant.endpoints,
+                self.options.limits.http_timeout,
+            )
+            .map_err(|reason| RuntimeError::InvalidGrant {
+                channel: name.clone(),
+                reason,
+            })?,
+        );
         let tokens = {
             let mut caches = self
                 .tokens
                 .lock()
                 .map_err(|_| RuntimeError::Engine("token cache lock poisoned".into()))?;
-            Arc::clone(caches.entry(name.clone()).or_default())
-        };
-        let client = if self.options.allow_loopback_http {
-            self.client_loopback.clone()
-        } else {
-            self.client_strict.clone()
+            Arc::clone(
+                caches
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::new(TokenCache::new(self.options.limits.token_cache))),
+            )
         };
         let channel: Arc<str> = Arc::from(name.as_str());
         let storage = ChannelStorage::new(
@@ -264,12 +414,14 @@ impl AdapterRuntime {
             manifest,
             info: placeholder_info(&name),
             digest,
+            package_dir: PathBuf::new(),
+            signer: None,
             stats: Arc::default(),
             contract,
             channel,
             pre,
             egress,
-            client,
+            clients: self.clients.clone(),
             config,
             tokens,
             storage,
@@ -301,9 +453,11 @@ fn scope_config(manifest: &Manifest, grant: &ChannelGrant) -> AdapterConfig {
             .filter_map(|key| values.get(key).map(|value| (key.clone(), value.clone())))
             .collect()
     };
+    let secrets = pick(&manifest.config.secrets, &grant.secrets, "secret");
     AdapterConfig {
         settings: pick(&manifest.config.settings, &grant.settings, "setting"),
-        secrets: pick(&manifest.config.secrets, &grant.secrets, "secret"),
+        redactor: Redactor::new(grant.secrets.values()),
+        secrets,
     }
 }
 
@@ -356,13 +510,19 @@ fn check_description(manifest: &Manifest, info: &ChannelInfo) -> Result<(), Runt
             info.name, manifest.adapter.name
         )));
     }
+    let declared: Vec<String> = manifest
+        .egress
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            egress::policy::parse_declared_host(h)
+                .ok()
+                .map(|(host, _)| host)
+        })
+        .collect();
     for host in &info.egress_hosts {
-        if !manifest
-            .egress
-            .hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(host))
-        {
+        let named = egress::policy::parse_declared_host(host).map(|(host, _)| host);
+        if !named.is_ok_and(|host| declared.contains(&host)) {
             return Err(fail(format!(
                 "describe() lists egress host `{host}` that the manifest does not declare"
             )));

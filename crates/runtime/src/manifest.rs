@@ -5,16 +5,17 @@
 //! secrets: only what the manifest declares (and the operator allows) is
 //! granted.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
 use switchboard_contract::ContractVersion;
 
 use super::RuntimeError;
+use super::egress::policy::parse_declared_host;
 
 /// A parsed, validated `manifest.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Who the adapter is.
@@ -28,7 +29,7 @@ pub struct Manifest {
 }
 
 /// `[adapter]`: identity and the component file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterSection {
     /// Channel name, e.g. `whatsapp`; must equal what `describe` returns.
@@ -51,7 +52,7 @@ pub struct AdapterSection {
 }
 
 /// `[egress]`: hosts the adapter calls.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgressSection {
     /// Host names (no scheme, no path), e.g. `graph.facebook.com`.
@@ -60,7 +61,7 @@ pub struct EgressSection {
 }
 
 /// `[config]`: the settings and secrets the adapter may read.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigSection {
     /// Non-secret keys.
@@ -113,13 +114,43 @@ impl Manifest {
             return Err(invalid(format!("field `adapter.contract`: {error}")));
         }
         for host in &self.egress.hosts {
-            if host.is_empty() || host.contains(['/', ':', ' ']) {
-                return Err(invalid(format!(
-                    "field `egress.hosts`: `{host}` must be a bare host name like `api.example.com`"
-                )));
-            }
+            parse_declared_host(host).map_err(|e| invalid(format!("field `egress.hosts`: {e}")))?;
+        }
+        let component = &self.adapter.component;
+        if component.as_os_str().is_empty()
+            || !component
+                .components()
+                .all(|part| matches!(part, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(invalid(format!(
+                "field `adapter.component`: `{}` must be a path inside the package folder (no `..`, no absolute path)",
+                component.display()
+            )));
         }
         Ok(())
+    }
+
+    /// The component file of the package whose folder is `package_dir`,
+    /// refusing one that leaves the folder (through a symbolic link, say).
+    pub fn component_path(&self, package_dir: &Path) -> Result<PathBuf, RuntimeError> {
+        let path = package_dir.join(&self.adapter.component);
+        let io = |path: &Path, source| RuntimeError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let real = path.canonicalize().map_err(|e| io(&path, e))?;
+        let folder = package_dir.canonicalize().map_err(|e| io(package_dir, e))?;
+        if !real.starts_with(&folder) {
+            return Err(RuntimeError::InvalidManifest {
+                path: package_dir.join("manifest.toml"),
+                reason: format!(
+                    "field `adapter.component`: `{}` resolves to {}, outside the package folder",
+                    self.adapter.component.display(),
+                    real.display()
+                ),
+            });
+        }
+        Ok(real)
     }
 }
 
@@ -169,6 +200,47 @@ secrets = ["access_token"]
             .unwrap_err()
             .to_string();
         assert!(error.contains("egress.hosts"), "{error}");
+    }
+
+    #[test]
+    fn egress_entries_may_name_a_port_but_nothing_else() {
+        let with_port = GOOD.replace("\"graph.facebook.com\"", "\"api.example.com:8443\"");
+        assert!(Manifest::parse(&with_port, Path::new("m.toml")).is_ok());
+        for bad in [
+            "user@api.example.com",
+            "api.example.com/v1",
+            "api example.com",
+            "",
+        ] {
+            let text = GOOD.replace("\"graph.facebook.com\"", &format!("{bad:?}"));
+            let error = Manifest::parse(&text, Path::new("m.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("egress.hosts"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_component_must_stay_inside_the_package() {
+        for outside in ["../whatsapp/whatsapp.wasm", "/etc/passwd", "a/../../b.wasm"] {
+            let text = GOOD.replace("\"whatsapp.wasm\"", &format!("{outside:?}"));
+            let error = Manifest::parse(&text, Path::new("m.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("adapter.component"), "{outside}: {error}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("package");
+        std::fs::create_dir(&package).unwrap();
+        std::fs::write(dir.path().join("elsewhere.wasm"), b"x").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("elsewhere.wasm"),
+            package.join("whatsapp.wasm"),
+        )
+        .unwrap();
+        let manifest = Manifest::parse(GOOD, Path::new("m.toml")).unwrap();
+        let error = manifest.component_path(&package).unwrap_err().to_string();
+        assert!(error.contains("outside the package folder"), "{error}");
     }
 
     #[test]

@@ -18,7 +18,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use switchboard_contract::Imports;
 use switchboard_contract::model::{LogLevel, SendResult, StorageError};
 
+use super::SandboxLimits;
+use super::bounds;
 use super::egress::EgressHooks;
+use super::redact::Redactor;
 use super::storage::ChannelStorage;
 use super::token_cache::{RefreshGuard, TokenCache};
 use super::trace::SharedTrace;
@@ -33,6 +36,9 @@ pub struct AdapterConfig {
     pub settings: HashMap<String, String>,
     /// Secret values. Never logged.
     pub secrets: HashMap<String, String>,
+    /// Blanks the secret values (and URL query strings) in text the
+    /// adapter hands back.
+    pub redactor: Redactor,
 }
 
 /// Why a call was stopped by the sandbox, recorded as it happens.
@@ -44,6 +50,8 @@ pub struct Violations {
     pub memory_exceeded: bool,
     /// The adapter ran past its CPU budget.
     pub cpu_exceeded: bool,
+    /// The host-wide bound the adapter passed, with the figures.
+    pub bound_exceeded: Option<String>,
 }
 
 /// The store data of one call.
@@ -62,11 +70,11 @@ pub struct CallState {
     storage: ChannelStorage,
     /// The record of a `send` call: reported outcomes and request fates.
     pub trace: Option<SharedTrace>,
-    memory_limit: usize,
+    limits: SandboxLimits,
+    /// Log lines and bytes written through the `log` import.
+    logged: (usize, usize),
     /// What the sandbox stopped.
     pub violations: Violations,
-    /// Epoch ticks spent running guest code in this call.
-    pub cpu_ticks: u64,
 }
 
 impl CallState {
@@ -77,7 +85,7 @@ impl CallState {
         config: Arc<AdapterConfig>,
         tokens: Arc<TokenCache>,
         storage: ChannelStorage,
-        memory_limit: usize,
+        limits: SandboxLimits,
     ) -> Self {
         let output = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
         let wasi = WasiCtx::builder()
@@ -99,9 +107,18 @@ impl CallState {
             held_locks: HashMap::new(),
             storage,
             trace: None,
-            memory_limit,
+            limits,
+            logged: (0, 0),
             violations: Violations::default(),
-            cpu_ticks: 0,
+        }
+    }
+
+    /// Record the first host-wide bound this call passed; the call fails
+    /// with it when it returns.
+    fn exceeded(&mut self, bound: String) {
+        if self.violations.bound_exceeded.is_none() {
+            tracing::warn!(adapter = &*self.channel, %bound, "adapter passed a host bound");
+            self.violations.bound_exceeded = Some(bound);
         }
     }
 
@@ -111,7 +128,10 @@ impl CallState {
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let start = lines.len().saturating_sub(5);
-        lines[start..].join(" | ")
+        let mut tail =
+            bounds::escape_log_line(&self.config.redactor.redact(&lines[start..].join(" | ")));
+        bounds::cut(&mut tail, 1024);
+        tail
     }
 
     /// Requests the egress hooks refused during this call.
@@ -150,11 +170,11 @@ impl ResourceLimiter for CallState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
+        if desired > self.limits.memory_bytes {
             self.violations.memory_exceeded = true;
             wasmtime::bail!(
                 "memory limit exceeded: tried to grow to {desired} bytes, limit is {} bytes",
-                self.memory_limit
+                self.limits.memory_bytes
             );
         }
         Ok(true)
@@ -196,8 +216,12 @@ impl Imports for CallState {
     }
 
     async fn token_set(&mut self, key: String, value: String, ttl_seconds: u32) {
-        self.tokens
-            .set(&key, &value, Duration::from_secs(u64::from(ttl_seconds)));
+        if let Err(refused) =
+            self.tokens
+                .set(&key, &value, Duration::from_secs(u64::from(ttl_seconds)))
+        {
+            self.exceeded(refused.to_string());
+        }
         self.held_locks.remove(&key);
     }
 
@@ -232,6 +256,12 @@ impl Imports for CallState {
     }
 
     async fn report_outcome(&mut self, index: u32, outcome: SendResult) {
+        let mut outcome = outcome;
+        if let Err(bound) = bounds::check_send_result(&mut outcome, &self.limits) {
+            self.exceeded(format!("reported {bound}"));
+            return;
+        }
+        bounds::redact_send_result(&mut outcome, &self.config.redactor);
         let Some(trace) = &self.trace else {
             tracing::warn!(
                 adapter = &*self.channel,
@@ -253,6 +283,25 @@ impl Imports for CallState {
     }
 
     async fn log(&mut self, level: LogLevel, message: String) {
+        // Past the per-call budget, lines are dropped (with one warning)
+        // rather than failing the call: a chatty adapter must not turn a
+        // send the platform accepted into an uncertain one.
+        let (lines, bytes) = self.logged;
+        self.logged = (lines + 1, bytes.saturating_add(message.len()));
+        let over_lines = self.logged.0 > self.limits.max_log_lines;
+        let over_bytes = self.logged.1 > self.limits.max_log_bytes;
+        if over_lines || over_bytes {
+            if lines <= self.limits.max_log_lines && bytes <= self.limits.max_log_bytes {
+                tracing::warn!(
+                    adapter = &*self.channel,
+                    max_log_lines = self.limits.max_log_lines,
+                    max_log_bytes = self.limits.max_log_bytes,
+                    "adapter logged past its per-call budget; the rest of this call's log is dropped"
+                );
+            }
+            return;
+        }
+        let message = bounds::escape_log_line(&self.config.redactor.redact(&message));
         let channel = &*self.channel;
         match level {
             LogLevel::Debug => tracing::debug!(adapter = channel, "{message}"),

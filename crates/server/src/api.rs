@@ -57,6 +57,7 @@ pub async fn channels(State(state): State<AppState>) -> Json<serde_json::Value> 
                 "version": adapter.manifest.adapter.version,
                 "contract": adapter.contract.as_str(),
                 "digest": adapter.digest,
+                "signer": adapter.signer,
                 "messages_per_second": adapter.info.limits.messages_per_second,
                 "max_batch_size": adapter.info.limits.max_batch_size,
                 "deduplicates": adapter.info.deduplicates,

@@ -106,8 +106,11 @@ pub async fn submit(State(state): State<AppState>, Json(submission): Json<Submis
         };
         let mut ignore = |_: &switchboard_delivery::ResultLine| Ok(());
         let outcome = activation::enqueue(
-            &state.store,
-            &infos,
+            activation::Outbox {
+                store: &state.store,
+                infos: &infos,
+                settings: &state.settings,
+            },
             &campaign,
             reader,
             false,

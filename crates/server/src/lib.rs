@@ -1,20 +1,27 @@
 //! The HTTP server of a running host.
 //!
-//! Two routers, because they face different people:
+//! Two routers on two listeners, because they face different people:
 //! - [`public_router`]: what platforms call — `GET|POST /webhooks/{channel}`
 //!   (handed to the channel's adapter, which verifies it and returns the
-//!   reply and normalised events) and `GET /healthz`;
+//!   reply and normalised events) and `GET /healthz`; nothing else;
 //! - [`admin_router`]: what operators call — campaigns, sends, decisions,
-//!   adapters and metrics (see [`api`]).
+//!   adapters and metrics (see [`api`]), behind bearer tokens and a Host
+//!   check ([`auth`]), on a loopback listener by default.
 //!
 //! Modules:
 //! - [`webhooks`]: platform webhooks into store changes;
+//! - [`gate`]: how many webhook calls run at once;
 //! - [`api`]: the admin API;
+//! - [`auth`]: the admin API's tokens and Host check;
 //! - [`campaigns`]: campaigns submitted over the API, enqueued in the background;
-//! - [`metrics`]: the counters at `/metrics`.
+//! - [`metrics`]: the counters at `/metrics`;
+//! - [`listener`]: serving a router with connection limits and timeouts.
 
 pub mod api;
+pub mod auth;
 pub mod campaigns;
+pub mod gate;
+pub mod listener;
 pub mod metrics;
 pub mod webhooks;
 
@@ -27,6 +34,8 @@ use switchboard_delivery::{DeliverySettings, Engine};
 use switchboard_runtime::AdapterRuntime;
 use switchboard_store::Store;
 
+use auth::AdminAuth;
+use gate::WebhookGate;
 use metrics::Metrics;
 
 /// Largest webhook body accepted, in bytes.
@@ -51,6 +60,10 @@ pub struct AppState {
     pub adapters_dir: Option<PathBuf>,
     /// Where uploaded audiences are kept.
     pub uploads_dir: PathBuf,
+    /// Who may call the admin API.
+    pub auth: Arc<AdminAuth>,
+    /// How many webhook calls run at once.
+    pub gate: Arc<WebhookGate>,
 }
 
 /// The routes platforms call: webhooks and a health check.
@@ -62,8 +75,9 @@ pub fn public_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The routes operators call.
+/// The routes operators call, behind [`auth::require_admin`].
 pub fn admin_router(state: AppState) -> Router {
+    let auth = Arc::clone(&state.auth);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(api::metrics_text))
@@ -78,15 +92,9 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/api/campaigns/{name}", get(campaigns::status))
         .route("/api/campaigns/{name}/cancel", post(campaigns::cancel))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_SUBMISSION_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::require_admin,
+        ))
         .with_state(state)
-}
-
-/// Both sets of routes on one listener (tests, and hosts that put the
-/// admin API behind their own gateway).
-pub fn router(state: AppState) -> Router {
-    let public = Router::new()
-        .route("/webhooks/{channel}", any(webhooks::webhook))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
-        .with_state(state.clone());
-    admin_router(state).merge(public)
 }

@@ -37,12 +37,14 @@ impl Metrics {
             .register_counter(&Key::from_parts(name, labels), &METADATA)
     }
 
-    /// A webhook request was answered. `channel` is `None` for a channel
-    /// that is not loaded.
+    /// A webhook request for a loaded channel was answered (requests for
+    /// other names are not counted: they would let anyone add series).
     pub fn webhook(&self, channel: Option<&str>, result: &str) {
-        let channel = channel.unwrap_or("unknown").to_owned();
+        let Some(channel) = channel.map(str::to_owned) else {
+            return;
+        };
         let result = match result {
-            "unknown_channel" | "adapter_error" | "store_error" => result.to_owned(),
+            "adapter_error" | "store_error" | "busy" => result.to_owned(),
             status if status.len() == 3 && status.bytes().all(|b| b.is_ascii_digit()) => {
                 status.to_owned()
             }
@@ -55,7 +57,8 @@ impl Metrics {
         .increment(1);
     }
 
-    /// A webhook carried an event of `kind` (a fixed set of names).
+    /// A webhook carried an event of `kind` (a fixed set of names, and
+    /// `refused` for an event the host would not apply).
     pub fn webhook_event(&self, channel: &str, kind: &'static str) {
         self.counter(
             "switchboard_webhook_events_total",

@@ -1,7 +1,14 @@
 //! Platform webhooks: the channel's adapter verifies the request and turns
 //! it into normalised events; [`switchboard_core::events::effects`] decides
-//! what each event changes, and the store applies them all in one
-//! transaction (a redelivered event changes nothing).
+//! what each event changes, and the store applies them in bounded batches
+//! (a redelivered event changes nothing, so a batch that fails is simply
+//! redelivered by the platform).
+//!
+//! A request for a channel that is not loaded is answered 404 and counted
+//! nowhere (metric labels come only from loaded channels). Calls wait for a
+//! slot in the [`crate::gate`]; error replies say only "refused" or
+//! "failed" with a correlation id that the log line carries, never what the
+//! adapter said.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -13,6 +20,9 @@ use switchboard_store::{EventRecord, now_ms};
 
 use crate::AppState;
 
+/// Events applied per store transaction.
+const EVENTS_PER_BATCH: usize = 250;
+
 /// `GET|POST /webhooks/{channel}`.
 pub async fn webhook(
     State(state): State<AppState>,
@@ -23,8 +33,18 @@ pub async fn webhook(
     body: Bytes,
 ) -> Response {
     let Some(adapter) = state.runtime.get(&channel) else {
-        state.metrics.webhook(None, "unknown_channel");
+        tracing::debug!("webhook for a channel that is not loaded");
         return (StatusCode::NOT_FOUND, "no such channel\n").into_response();
+    };
+    let Some(_slot) = state.gate.enter(&channel).await else {
+        state.metrics.webhook(Some(&channel), "busy");
+        tracing::warn!(%channel, "webhook refused: every slot is busy");
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, "busy, retry later\n").into_response();
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return response;
     };
     let request = HttpRequest {
         method: method.as_str().to_owned(),
@@ -57,27 +77,34 @@ pub async fn webhook(
         }
     };
     let received_ms = now_ms();
-    let records: Vec<EventRecord> = result
-        .events
-        .iter()
-        .map(|event| EventRecord {
+    let policy = state.settings.consent(&channel);
+    let mut records: Vec<EventRecord> = Vec::with_capacity(result.events.len());
+    for event in &result.events {
+        if let Some(reason) = events::refuse(event, u64::try_from(received_ms).unwrap_or(0)) {
+            tracing::warn!(%channel, %reason, "webhook event refused");
+            state.metrics.webhook_event(&channel, "refused");
+            continue;
+        }
+        records.push(EventRecord {
             event_id: event.id.clone(),
             occurred_ms: i64::try_from(event.occurred_at_ms).unwrap_or(i64::MAX),
             received_ms,
-            effects: events::effects(&adapter.info, event),
-        })
-        .collect();
-    if !records.is_empty()
-        && let Err(error) = state.store.apply_events(&channel, records).await
-    {
-        let id = correlation_id();
-        tracing::error!(%channel, correlation = %id, %error, "could not record webhook events");
-        state.metrics.webhook(Some(&channel), "store_error");
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed ({id})\n"),
-        )
-            .into_response();
+            effects: events::effects(&adapter.info, &policy, event),
+        });
+    }
+    while !records.is_empty() {
+        let rest = records.split_off(records.len().min(EVENTS_PER_BATCH));
+        let batch = std::mem::replace(&mut records, rest);
+        if let Err(error) = state.store.apply_events(&channel, batch).await {
+            let id = correlation_id();
+            tracing::error!(%channel, correlation = %id, %error, "could not record webhook events");
+            state.metrics.webhook(Some(&channel), "store_error");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed ({id})\n"),
+            )
+                .into_response();
+        }
     }
     state
         .metrics
@@ -88,6 +115,23 @@ pub async fn webhook(
     // A send that fell back on an expired status is due now.
     state.engine.wake_all();
     let status = StatusCode::from_u16(result.response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status.is_client_error() || status.is_server_error() {
+        // What the adapter found wrong stays in the log.
+        let id = correlation_id();
+        tracing::warn!(
+            %channel,
+            correlation = %id,
+            status = status.as_u16(),
+            reply = %switchboard_runtime::bounds::escape_log_line(&String::from_utf8_lossy(&result.response.body)),
+            "webhook refused by the adapter"
+        );
+        let word = if status.is_client_error() {
+            "refused"
+        } else {
+            "failed"
+        };
+        return (status, format!("{word} ({id})\n")).into_response();
+    }
     let mut response = (status, result.response.body).into_response();
     for (name, value) in result.response.headers {
         if let (Ok(name), Ok(value)) = (

@@ -1,8 +1,10 @@
-//! The command line: `switchboard send`, `serve`, `adapters` and `why`.
+//! The command line: `switchboard send`, `serve`, `adapters`, `status`,
+//! `why` and `adapter …`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -52,11 +54,15 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Serve platform webhooks, the admin API and metrics.
+    /// Serve platform webhooks (public listener), the admin API and
+    /// metrics (admin listener), and deliver from the outbox.
     Serve {
-        /// Listen address (overrides the configuration).
+        /// Public listen address (overrides `server.listen`).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Admin listen address (overrides `server.admin_listen`).
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// List the loaded adapters and what they declare.
     Adapters,
@@ -70,6 +76,13 @@ pub enum Command {
     Why {
         /// The profile id.
         profile_id: String,
+    },
+    /// Adapter packages: signing keys, signed package files, verification
+    /// and installation into a host.
+    Adapter {
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::adapter_commands::AdapterCommand,
     },
 }
 
@@ -145,9 +158,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            admin_listen,
+        } => {
             let host = Host::start(&cli.config).await?;
-            let listen = listen.unwrap_or(host.config.server.listen);
+            let server = &host.config.server;
+            let listen = listen.unwrap_or(server.listen);
+            let admin_listen = admin_listen.unwrap_or(server.admin_listen);
+            let tokens = host.config.admin_tokens(&cli.config)?;
+            if tokens.is_empty() {
+                tracing::warn!("no `server.admin_tokens`: the admin API refuses every request");
+            }
             let engine = Arc::new(Engine::new(
                 Arc::clone(&host.store),
                 Arc::clone(&host.runtime),
@@ -163,19 +185,59 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 metrics: Arc::default(),
                 adapters_dir: Some(host.config.adapters_dir.clone()),
                 uploads_dir: host.config.uploads_dir(),
+                auth: Arc::new(server::auth::AdminAuth::new(&tokens, &server.admin_hosts)),
+                gate: Arc::new(server::gate::WebhookGate::new(
+                    server.webhook_concurrency,
+                    server.webhook_memory_mb * 1024 * 1024,
+                    host.config.sandbox_limits().memory_bytes,
+                    Duration::from_millis(server.webhook_queue_ms),
+                )),
             };
-            let listener = tokio::net::TcpListener::bind(listen)
+            let limits = server::listener::ListenerLimits {
+                header_timeout: Duration::from_millis(server.header_timeout_ms),
+                body_timeout: Duration::from_millis(server.body_timeout_ms),
+                request_timeout: Duration::from_millis(server.request_timeout_ms),
+                max_connections: server.max_connections,
+            };
+            let public = tokio::net::TcpListener::bind(listen)
                 .await
-                .with_context(|| format!("listening on {listen}"))?;
-            let address = listener.local_addr()?;
-            println!("listening on http://{address}");
-            tracing::info!(%address, channels = ?host.runtime.channels(), owner = engine.owner(), "serving webhooks and the admin API; delivering");
-            axum::serve(listener, server::router(state))
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+                .with_context(|| format!("listening on {listen} (`server.listen`)"))?;
+            let admin = tokio::net::TcpListener::bind(admin_listen)
+                .await
+                .with_context(|| format!("listening on {admin_listen} (`server.admin_listen`)"))?;
+            let public_address = public.local_addr()?;
+            let admin_address = admin.local_addr()?;
+            println!("listening on http://{public_address}");
+            println!("admin API on http://{admin_address}");
+            tracing::info!(%public_address, %admin_address, channels = ?host.runtime.channels(), owner = engine.owner(), "serving webhooks and the admin API; delivering");
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let serving = tokio::try_join!(
+                server::listener::serve(
+                    public,
+                    server::public_router(state.clone()),
+                    limits,
+                    until_stopped(stopped.clone())
+                ),
+                server::listener::serve(
+                    admin,
+                    server::admin_router(state),
+                    limits,
+                    until_stopped(stopped)
+                ),
+                async move {
+                    shutdown_signal().await;
+                    let _ = stop.send(true);
+                    Ok(())
+                },
+            );
             engine.shutdown().await;
+            serving?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Adapter { command } => crate::adapter_commands::run(&cli.config, command).await,
         Command::Adapters => {
             let host = Host::start(&cli.config).await?;
             for channel in host.runtime.channels() {

@@ -5,14 +5,33 @@
 //! adapters_dir = "dist/adapters"
 //!
 //! [server]
-//! listen = "127.0.0.1:8080"
+//! listen = "0.0.0.0:8080"        # public: /webhooks/{channel} and /healthz only
+//! admin_listen = "127.0.0.1:8081" # the admin API and /metrics
+//! admin_tokens = ["env:SWITCHBOARD_ADMIN_TOKEN"]  # bearer tokens; none = every admin request is refused
+//! admin_hosts = []               # Host names accepted on the admin listener besides IP literals and localhost
+//! header_timeout_ms = 10000      # to read a request's headers
+//! body_timeout_ms = 30000        # to read a request's body
+//! request_timeout_ms = 60000     # for a whole request
+//! max_connections = 1024         # per listener
+//! webhook_concurrency = 16       # webhook calls in flight per channel
+//! webhook_memory_mb = 1024       # instance memory all webhook calls may hold at once
+//! webhook_queue_ms = 2000        # wait for a slot before answering 503
 //!
 //! [sandbox]
 //! memory_mb = 64
-//! cpu_budget_ms = 2000
+//! cpu_budget_ms = 2000           # CPU time per call
 //! call_timeout_ms = 30000
 //! http_timeout_ms = 10000
-//! allow_loopback_http = false    # true only for the simulator
+//! max_requests_in_flight = 32    # outgoing requests per call
+//! max_http_body_kb = 4096        # per outgoing request or response
+//! max_log_lines = 200            # per call
+//! max_log_kb = 64                # per call
+//! max_platform_id_bytes = 256
+//! max_failure_message_bytes = 1024
+//! max_webhook_reply_kb = 1024
+//! max_webhook_events = 1000      # per webhook call
+//! token_cache_entries = 1000     # per channel
+//! token_cache_kb = 1024          # per channel
 //!
 //! [dispatch]
 //! concurrency = 16               # adapter calls in flight per channel
@@ -22,12 +41,23 @@
 //! max_retry_after_ms = 60000     # longer "retry after" answers defer the message
 //! lease_ms = 120000              # a claim's lease; must exceed the call timeout
 //!
+//! [trust]
+//! keys = { "acme-bsp" = "ed25519:…" }     # public keys whose package signatures are accepted
+//! allow_unsigned = false                  # unsigned packages refused unless a channel allows them
+//!
 //! [channels.whatsapp]
 //! messages_per_second = 80                # overrides the adapter's default
 //! concurrency = 8                         # overrides [dispatch].concurrency for this channel
 //! pair_interval_ms = 6000                 # at most one message per 6 s to one recipient
 //! daily_unique_recipients = 1000          # WhatsApp messaging tier: templates to new people per 24 h
-//! allow_hosts = ["graph.facebook.com"]    # omit to approve all the manifest declares
+//! allow_hosts = ["graph.facebook.com"]    # omit to approve all the manifest declares (a warning lists them)
+//! package = "whatsapp"                    # the package folder (default: the channel's name in adapters_dir)
+//! digest = "sha256:…"                     # pin the component
+//! trusted_keys = ["acme-bsp"]             # who may sign this channel's package (default: any trusted key)
+//! allow_unsigned = false                  # default: [trust] allow_unsigned
+//! endpoints = { "graph.facebook.com" = "http://127.0.0.1:9000" }  # point a declared host elsewhere (simulators)
+//! opt_in_purposes = ["utility"]           # what a follow/subscribe opts into (default: nothing of marketing)
+//! platform_overrides_cdp_no = false       # may a platform opt-in override an explicit CDP "no"
 //! settings = { phone_number_id = "100000000000001" }
 //! secrets = { access_token = "env:WHATSAPP_ACCESS_TOKEN", app_secret = "env:WHATSAPP_APP_SECRET" }
 //! ```
@@ -42,8 +72,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use switchboard_contract::model::Purpose;
+use switchboard_core::consent::ConsentPolicy;
 use switchboard_delivery::{DeliverySettings, DispatchConfig, LaneConfig};
-use switchboard_runtime::{ChannelGrant, RuntimeOptions, SandboxLimits};
+use switchboard_package::{PublicKey, TrustStore};
+use switchboard_runtime::token_cache::TokenLimits;
+use switchboard_runtime::{ChannelGrant, PackageTrust, RuntimeOptions, SandboxLimits};
 
 /// A configuration problem, naming the file and field.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +111,24 @@ pub struct Config {
     /// Sending behaviour.
     #[serde(default)]
     pub dispatch: DispatchConfig,
+    /// Which package signatures the host accepts.
+    #[serde(default)]
+    pub trust: TrustConfig,
     /// Per-channel grants.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
+}
+
+/// `[trust]`: the keys whose package signatures the host accepts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// Trusted public keys by name: `{ "acme-bsp" = "ed25519:<base64>" }`
+    /// (`switchboard adapter keygen` prints one).
+    pub keys: BTreeMap<String, String>,
+    /// Whether unsigned packages load for channels that do not say
+    /// (`[channels.NAME] allow_unsigned`). Default: no.
+    pub allow_unsigned: bool,
 }
 
 fn default_database() -> PathBuf {
@@ -92,23 +141,51 @@ fn default_cache_dir() -> PathBuf {
     PathBuf::from(".switchboard-cache")
 }
 
-/// `[server]`.
+/// `[server]`: two listeners, because they face different people.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Address to listen on.
-    #[serde(default = "default_listen")]
+    /// The public listener: `/webhooks/{channel}` and `/healthz` only.
     pub listen: SocketAddr,
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
+    /// The admin listener: the admin API and `/metrics`, behind bearer
+    /// tokens. Loopback by default.
+    pub admin_listen: SocketAddr,
+    /// Bearer tokens the admin API accepts (`env:NAME` reads the
+    /// environment). With none, every admin request is refused.
+    pub admin_tokens: Vec<String>,
+    /// Host header names the admin listener accepts besides IP literals
+    /// and `localhost` (against DNS rebinding).
+    pub admin_hosts: Vec<String>,
+    /// Longest a client may take to send a request's headers, ms.
+    pub header_timeout_ms: u64,
+    /// Longest a client may take to send a request's body, ms.
+    pub body_timeout_ms: u64,
+    /// Longest a whole request may take, ms.
+    pub request_timeout_ms: u64,
+    /// Most open connections per listener.
+    pub max_connections: usize,
+    /// Webhook calls in flight per channel.
+    pub webhook_concurrency: usize,
+    /// Instance memory all webhook calls together may hold, MiB.
+    pub webhook_memory_mb: u64,
+    /// Longest a webhook waits for a slot before the reply is 503, ms.
+    pub webhook_queue_ms: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: default_listen(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            admin_tokens: Vec::new(),
+            admin_hosts: Vec::new(),
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            request_timeout_ms: 60_000,
+            max_connections: 1024,
+            webhook_concurrency: 16,
+            webhook_memory_mb: 1024,
+            webhook_queue_ms: 2_000,
         }
     }
 }
@@ -125,8 +202,26 @@ pub struct SandboxConfig {
     pub call_timeout_ms: u64,
     /// Timeout per outbound request, ms.
     pub http_timeout_ms: u64,
-    /// Allow plain http to loopback (simulator and tests only).
-    pub allow_loopback_http: bool,
+    /// Outgoing requests one call may have in flight.
+    pub max_requests_in_flight: usize,
+    /// Largest outgoing request or response body, KiB.
+    pub max_http_body_kb: usize,
+    /// Log lines per call.
+    pub max_log_lines: usize,
+    /// Log volume per call, KiB.
+    pub max_log_kb: usize,
+    /// Largest platform message id.
+    pub max_platform_id_bytes: usize,
+    /// Longest failure message kept.
+    pub max_failure_message_bytes: usize,
+    /// Largest webhook reply, KiB.
+    pub max_webhook_reply_kb: usize,
+    /// Most events per webhook call.
+    pub max_webhook_events: usize,
+    /// Token cache keys per channel.
+    pub token_cache_entries: usize,
+    /// Token cache size per channel, KiB.
+    pub token_cache_kb: usize,
 }
 
 impl Default for SandboxConfig {
@@ -137,7 +232,16 @@ impl Default for SandboxConfig {
             cpu_budget_ms: limits.cpu_budget.as_millis() as u64,
             call_timeout_ms: limits.call_timeout.as_millis() as u64,
             http_timeout_ms: limits.http_timeout.as_millis() as u64,
-            allow_loopback_http: false,
+            max_requests_in_flight: limits.max_requests_in_flight,
+            max_http_body_kb: limits.max_http_body_bytes / 1024,
+            max_log_lines: limits.max_log_lines,
+            max_log_kb: limits.max_log_bytes / 1024,
+            max_platform_id_bytes: limits.max_platform_id_bytes,
+            max_failure_message_bytes: limits.max_failure_message_bytes,
+            max_webhook_reply_kb: limits.max_webhook_reply_bytes / 1024,
+            max_webhook_events: limits.max_webhook_events,
+            token_cache_entries: limits.token_cache.max_entries,
+            token_cache_kb: limits.token_cache.max_bytes / 1024,
         }
     }
 }
@@ -156,6 +260,27 @@ pub struct ChannelConfig {
     pub daily_unique_recipients: Option<u64>,
     /// Hosts the operator approves for this adapter.
     pub allow_hosts: Option<Vec<String>>,
+    /// The package folder serving this channel (relative to
+    /// `adapters_dir`); default: the folder named after the channel.
+    pub package: Option<PathBuf>,
+    /// The component's pinned SHA-256.
+    pub digest: Option<String>,
+    /// Declared hosts pointed elsewhere: host → base URL.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, String>,
+    /// Purposes a platform opt-in without a purpose (a follow, a
+    /// subscribe) opts into. Default: none of marketing (`["utility"]`).
+    pub opt_in_purposes: Option<Vec<String>>,
+    /// Whether a platform opt-in may override an explicit "no" from the
+    /// audience file. Default: no.
+    #[serde(default)]
+    pub platform_overrides_cdp_no: bool,
+    /// The names (from `[trust] keys`) that may sign this channel's
+    /// package; default: any trusted key.
+    pub trusted_keys: Option<Vec<String>>,
+    /// Whether an unsigned package may serve this channel; default:
+    /// `[trust] allow_unsigned`.
+    pub allow_unsigned: Option<bool>,
     /// Settings passed to the adapter.
     #[serde(default)]
     pub settings: HashMap<String, String>,
@@ -171,9 +296,15 @@ impl Config {
             path: path.to_owned(),
             message: error.to_string(),
         })?;
-        let mut config: Config = toml::from_str(&text).map_err(|error| ConfigError {
-            path: path.to_owned(),
-            message: error.to_string().trim_end().to_owned(),
+        let mut config: Config = toml::from_str(&text).map_err(|error| {
+            let mut message = error.to_string().trim_end().to_owned();
+            if message.contains("allow_loopback_http") {
+                message.push_str("\n`sandbox.allow_loopback_http` was removed: point a channel's declared host at a local server with `[channels.NAME] endpoints = { \"api.example.com\" = \"http://127.0.0.1:PORT\" }`");
+            }
+            ConfigError {
+                path: path.to_owned(),
+                message,
+            }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for field in [
@@ -183,6 +314,42 @@ impl Config {
         ] {
             if field.is_relative() {
                 *field = base.join(&*field);
+            }
+        }
+        for (name, key) in &config.trust.keys {
+            switchboard_package::PublicKey::parse(key).map_err(|reason| ConfigError {
+                path: path.to_owned(),
+                message: format!("field `trust.keys.{name}`: {reason}"),
+            })?;
+        }
+        for (channel, settings) in &config.channels {
+            for name in settings.trusted_keys.iter().flatten() {
+                if !config.trust.keys.contains_key(name) {
+                    return Err(ConfigError {
+                        path: path.to_owned(),
+                        message: format!(
+                            "field `channels.{channel}.trusted_keys`: `{name}` is not a key in `[trust] keys`"
+                        ),
+                    });
+                }
+            }
+            for (host, target) in &settings.endpoints {
+                switchboard_runtime::egress::policy::parse_endpoint(host, target).map_err(
+                    |reason| ConfigError {
+                        path: path.to_owned(),
+                        message: format!("field `channels.{channel}.endpoints`: {reason}"),
+                    },
+                )?;
+            }
+            for purpose in settings.opt_in_purposes.iter().flatten() {
+                if Purpose::from_name(purpose).is_none() {
+                    return Err(ConfigError {
+                        path: path.to_owned(),
+                        message: format!(
+                            "field `channels.{channel}.opt_in_purposes`: `{purpose}` is not a purpose (marketing, utility, authentication, service)"
+                        ),
+                    });
+                }
             }
         }
         if config.dispatch.lease_ms <= config.sandbox.call_timeout_ms + 1_000 {
@@ -225,21 +392,95 @@ impl Config {
                     )
                 })
                 .collect(),
+            consent: self
+                .channels
+                .iter()
+                .map(|(name, channel)| {
+                    let default = ConsentPolicy::default();
+                    let policy = ConsentPolicy {
+                        opt_in_purposes: channel.opt_in_purposes.as_ref().map_or(
+                            default.opt_in_purposes,
+                            |purposes| {
+                                purposes
+                                    .iter()
+                                    .filter_map(|p| Purpose::from_name(p))
+                                    .collect()
+                            },
+                        ),
+                        platform_overrides_cdp_no: channel.platform_overrides_cdp_no,
+                    };
+                    (name.clone(), policy)
+                })
+                .collect(),
         }
+    }
+
+    /// The sandbox limits `[sandbox]` asks for.
+    pub fn sandbox_limits(&self) -> SandboxLimits {
+        let sandbox = &self.sandbox;
+        SandboxLimits {
+            memory_bytes: (sandbox.memory_mb * 1024 * 1024) as usize,
+            cpu_budget: Duration::from_millis(sandbox.cpu_budget_ms),
+            call_timeout: Duration::from_millis(sandbox.call_timeout_ms),
+            http_timeout: Duration::from_millis(sandbox.http_timeout_ms),
+            max_requests_in_flight: sandbox.max_requests_in_flight.max(1),
+            max_http_body_bytes: sandbox.max_http_body_kb * 1024,
+            max_log_lines: sandbox.max_log_lines,
+            max_log_bytes: sandbox.max_log_kb * 1024,
+            max_platform_id_bytes: sandbox.max_platform_id_bytes,
+            max_failure_message_bytes: sandbox.max_failure_message_bytes.max(16),
+            max_webhook_reply_bytes: sandbox.max_webhook_reply_kb * 1024,
+            max_webhook_events: sandbox.max_webhook_events,
+            token_cache: TokenLimits {
+                max_entries: sandbox.token_cache_entries.max(1),
+                max_bytes: sandbox.token_cache_kb * 1024,
+            },
+        }
+    }
+
+    /// The admin API's bearer tokens, `env:` ones resolved.
+    pub fn admin_tokens(&self, path: &Path) -> Result<Vec<String>, ConfigError> {
+        self.server
+            .admin_tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| {
+                let value = resolve_secret(token).map_err(|name| ConfigError {
+                    path: path.to_owned(),
+                    message: format!(
+                        "field `server.admin_tokens[{i}]`: environment variable `{name}` is not set"
+                    ),
+                })?;
+                if value.len() < 16 {
+                    return Err(ConfigError {
+                        path: path.to_owned(),
+                        message: format!(
+                            "field `server.admin_tokens[{i}]`: a token must be at least 16 characters"
+                        ),
+                    });
+                }
+                Ok(value)
+            })
+            .collect()
     }
 
     /// The runtime options this configuration asks for.
     pub fn runtime_options(&self) -> RuntimeOptions {
         RuntimeOptions {
-            limits: SandboxLimits {
-                memory_bytes: (self.sandbox.memory_mb * 1024 * 1024) as usize,
-                cpu_budget: Duration::from_millis(self.sandbox.cpu_budget_ms),
-                call_timeout: Duration::from_millis(self.sandbox.call_timeout_ms),
-                http_timeout: Duration::from_millis(self.sandbox.http_timeout_ms),
-            },
-            allow_loopback_http: self.sandbox.allow_loopback_http,
+            limits: self.sandbox_limits(),
             cache_dir: Some(self.cache_dir.clone()),
             storage_limits: Default::default(),
+            trust: PackageTrust {
+                // Checked when the file was loaded.
+                keys: TrustStore::new(
+                    self.trust
+                        .keys
+                        .iter()
+                        .filter_map(|(name, key)| Some((name.clone(), PublicKey::parse(key).ok()?)))
+                        .collect(),
+                ),
+                allow_unsigned: self.trust.allow_unsigned,
+            },
         }
     }
 
@@ -250,15 +491,12 @@ impl Config {
         for (channel, config) in &self.channels {
             let mut secrets = HashMap::new();
             for (key, value) in &config.secrets {
-                let resolved = match value.strip_prefix("env:") {
-                    Some(name) => std::env::var(name).map_err(|_| ConfigError {
-                        path: path.to_owned(),
-                        message: format!(
-                            "field `channels.{channel}.secrets.{key}`: environment variable `{name}` is not set"
-                        ),
-                    })?,
-                    None => value.clone(),
-                };
+                let resolved = resolve_secret(value).map_err(|name| ConfigError {
+                    path: path.to_owned(),
+                    message: format!(
+                        "field `channels.{channel}.secrets.{key}`: environment variable `{name}` is not set"
+                    ),
+                })?;
                 secrets.insert(key.clone(), resolved);
             }
             grants.insert(
@@ -267,10 +505,27 @@ impl Config {
                     settings: config.settings.clone(),
                     secrets,
                     allow_hosts: config.allow_hosts.clone(),
+                    endpoints: config.endpoints.clone(),
+                    package: config.package.clone(),
+                    digest: config.digest.clone(),
+                    trusted_keys: config
+                        .trusted_keys
+                        .as_ref()
+                        .map(|names| names.iter().cloned().collect()),
+                    allow_unsigned: config.allow_unsigned,
                 },
             );
         }
         Ok(grants)
+    }
+}
+
+/// A secret as written (`env:NAME` reads the environment); the error is
+/// the missing variable's name.
+pub(crate) fn resolve_secret(value: &str) -> Result<String, String> {
+    match value.strip_prefix("env:") {
+        Some(name) => std::env::var(name).map_err(|_| name.to_owned()),
+        None => Ok(value.to_owned()),
     }
 }
 

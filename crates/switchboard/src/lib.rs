@@ -7,7 +7,8 @@
 //! - [`config`]: the operator's `switchboard.toml`;
 //! - [`host`]: the assembled host — configuration, store, loaded adapters,
 //!   delivery — that every command and the server use;
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line;
+//! - [`adapter_commands`]: `switchboard adapter keygen|pack|verify|install`.
 //!
 //! The work itself lives in `switchboard-contract` (the versioned adapter
 //! contract and the neutral model), `switchboard-runtime` (the sandbox),
@@ -15,6 +16,7 @@
 //! `switchboard-store` (durable state), `switchboard-delivery` (the outbox
 //! engine) and `switchboard-server` (webhooks and the admin API).
 
+pub mod adapter_commands;
 pub mod cli;
 pub mod config;
 pub mod host;

@@ -276,7 +276,12 @@ impl Adapter for WeChat {
                     encoding_aes_key: aes_key.as_deref(),
                     app_id: app_id.as_deref(),
                 };
-                match webhook::read_push(&request, secrets) {
+                let verified = webhook::read_push(&request, secrets).and_then(|fields| {
+                    webhook::check_fresh(&request, now_ms())?;
+                    first_sighting(&webhook::replay_key(&request))?;
+                    Ok(fields)
+                });
+                match verified {
                     Ok(fields) => WebhookResult {
                         response: HttpResponse::text(200, webhook::REPLY),
                         events: webhook::event_of(&fields, now_ms()).into_iter().collect(),
@@ -289,6 +294,26 @@ impl Adapter for WeChat {
             }
             _ => WebhookResult::reply(HttpResponse::method_not_allowed("GET, POST")),
         }
+    }
+}
+
+/// Record a push's nonce; refuse it if it was seen within the freshness
+/// window (a replay of a captured push).
+fn first_sighting(key: &str) -> Result<(), webhook::Refusal> {
+    use std::hash::BuildHasher;
+    let marker = format!(
+        "{:016x}",
+        std::collections::hash_map::RandomState::new().hash_one(now_ms())
+    );
+    let ttl = u32::try_from(2 * webhook::FRESHNESS_SECONDS).unwrap_or(u32::MAX);
+    match switchboard_sdk::storage::put_if_absent(key, &marker, Some(ttl)) {
+        Ok(stored) if stored == marker => Ok(()),
+        Ok(_) => Err(webhook::Refusal::Unauthorized(
+            "replayed push: this timestamp and nonce were already used".into(),
+        )),
+        Err(error) => Err(webhook::Refusal::Unavailable(format!(
+            "cannot check the push against replays now: {error:?}"
+        ))),
     }
 }
 

@@ -78,6 +78,8 @@ pub enum Refusal {
     Unauthorized(String),
     /// It is authentic but not a WeChat push: 400.
     BadRequest(String),
+    /// It cannot be checked now (storage unavailable): 503, WeChat retries.
+    Unavailable(String),
 }
 
 impl Refusal {
@@ -86,18 +88,55 @@ impl Refusal {
         match self {
             Refusal::Unauthorized(why) => HttpResponse::unauthorized(why),
             Refusal::BadRequest(why) => HttpResponse::text(400, why.as_str()),
+            Refusal::Unavailable(why) => HttpResponse::text(503, why.as_str()),
         }
     }
 
     /// Why, in words.
     pub fn reason(&self) -> &str {
         match self {
-            Refusal::Unauthorized(why) | Refusal::BadRequest(why) => why,
+            Refusal::Unauthorized(why) | Refusal::BadRequest(why) | Refusal::Unavailable(why) => {
+                why
+            }
         }
     }
 }
 
+/// How far a push's `timestamp` may be from the host's clock. WeChat signs
+/// plain-mode pushes over the timestamp and nonce only (not the body), so a
+/// captured signature must not be reusable later: stale pushes are refused
+/// and each nonce is accepted once (see [`replay_key`]).
+pub const FRESHNESS_SECONDS: u64 = 300;
+
+/// Refuse a push whose `timestamp` is more than [`FRESHNESS_SECONDS`] from
+/// `now_ms` (or missing).
+pub fn check_fresh(request: &HttpRequest, now_ms: u64) -> Result<(), Refusal> {
+    let timestamp = request
+        .query("timestamp")
+        .and_then(|t| t.parse::<u64>().ok())
+        .ok_or_else(|| Refusal::Unauthorized("the push has no timestamp".into()))?;
+    let now = now_ms / 1_000;
+    if timestamp.abs_diff(now) > FRESHNESS_SECONDS {
+        return Err(Refusal::Unauthorized(format!(
+            "stale push: its timestamp is {} s from the host's clock (at most {FRESHNESS_SECONDS} s)",
+            timestamp.abs_diff(now)
+        )));
+    }
+    Ok(())
+}
+
+/// The durable-storage key that marks a push's timestamp and nonce as
+/// seen; kept for twice the freshness window.
+pub fn replay_key(request: &HttpRequest) -> String {
+    format!(
+        "push-nonce:{}:{}",
+        request.query("timestamp").unwrap_or_default(),
+        request.query("nonce").unwrap_or_default()
+    )
+}
+
 /// Verify a push and return the message's fields (decrypted in safe mode).
+/// Freshness and replays are checked by [`check_fresh`] and [`replay_key`].
 pub fn read_push(request: &HttpRequest, secrets: Secrets<'_>) -> Result<Fields, Refusal> {
     let unauthorized = |why: &str| Refusal::Unauthorized(why.to_owned());
     let token = secrets
@@ -151,7 +190,7 @@ pub fn read_push(request: &HttpRequest, secrets: Secrets<'_>) -> Result<Fields, 
 /// | Push | Event | Id |
 /// |---|---|---|
 /// | `MsgType` text, image, voice, video, shortvideo, location, link, file | inbound (text only for `text`) | `MsgId` |
-/// | event `subscribe` (also a follow by scanning a code) | opt-in, every purpose (the host opens the follow window from it) | `FromUserName:CreateTime:subscribe` |
+/// | event `subscribe` (also a follow by scanning a code) | opt-in without a purpose (the operator's `opt_in_purposes` decide which; the host opens the follow window from it) | `FromUserName:CreateTime:subscribe` |
 /// | event `unsubscribe` | opt-out, every purpose | `FromUserName:CreateTime:unsubscribe` |
 /// | event `CLICK`, `VIEW` (menu tap), `SCAN` (a follower scans a code) | interaction, opener `interaction`, kind = `Event` | `FromUserName:CreateTime:{Event}` |
 /// | event `TEMPLATESENDJOBFINISH` | status: `success` delivered, `failed…` failed | `FromUserName:CreateTime:TEMPLATESENDJOBFINISH:MsgID` |
@@ -690,5 +729,25 @@ mod tests {
         .expect("event");
         assert_eq!(event.occurred_at_ms, NOW_MS);
         assert_eq!(event.id, "oUser:0:subscribe");
+    }
+
+    #[test]
+    fn stale_pushes_are_refused_and_nonces_keyed_per_push() {
+        let request = |query: &str| HttpRequest {
+            method: "POST".into(),
+            path_and_query: format!("/webhooks/wechat?{query}"),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let now_ms = 1_700_000_000_000;
+        assert!(check_fresh(&request("timestamp=1700000100&nonce=1"), now_ms).is_ok());
+        let stale = check_fresh(&request("timestamp=1699990000&nonce=1"), now_ms).unwrap_err();
+        assert!(stale.reason().contains("stale push"), "{}", stale.reason());
+        assert_eq!(stale.response().status, 401);
+        assert!(check_fresh(&request("nonce=1"), now_ms).is_err());
+        assert_ne!(
+            replay_key(&request("timestamp=1&nonce=2")),
+            replay_key(&request("timestamp=1&nonce=3"))
+        );
     }
 }

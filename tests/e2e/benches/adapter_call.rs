@@ -58,18 +58,20 @@ fn bench(c: &mut Criterion) {
     let adapter = rt.block_on(async {
         let base_url = responder().await;
         let grant = ChannelGrant {
-            settings: HashMap::from([
-                ("base_url".to_owned(), base_url),
-                ("phone_number_id".to_owned(), "100000000000001".to_owned()),
-            ]),
+            settings: HashMap::from([("phone_number_id".to_owned(), "100000000000001".to_owned())]),
             secrets: HashMap::from([("access_token".to_owned(), "token".to_owned())]),
-            allow_hosts: None,
+            endpoints: [("graph.facebook.com".to_owned(), base_url)].into(),
+            ..ChannelGrant::default()
         };
         let options = RuntimeOptions {
             limits: SandboxLimits::default(),
-            allow_loopback_http: true,
             cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
             storage_limits: Default::default(),
+            // The packages `scripts/build-adapters.sh` lays out are unsigned.
+            trust: switchboard_runtime::PackageTrust {
+                allow_unsigned: true,
+                ..Default::default()
+            },
         };
         let runtime =
             AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod api;
 pub mod platforms;
 
 /// Lowercase hex HMAC-SHA256 of `body` under `secret`, as platforms sign webhooks.
@@ -89,25 +90,47 @@ pub fn config_text(
     config_with_sections(&platforms::config_sections(simulator), packages, extra)
 }
 
-/// The configuration's text. A `[sandbox]` table in `extra` is merged with
-/// the harness's own (which lets adapters reach the simulator).
+/// The admin API's bearer token in every harness configuration.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+
+/// The configuration's text. `[server]` and `[trust]` tables in `extra` are
+/// merged with the harness's own (which set the admin token and allow the
+/// unsigned packages `scripts/build-adapters.sh` lays out).
 fn config_with_sections(sections: &str, packages: &Path, extra: &str) -> String {
-    let (sandbox, extra) = if extra.contains("[sandbox]") {
+    let mut extra = extra.to_owned();
+    let mut tables = String::new();
+    for (table, keys) in [
         (
-            String::new(),
-            extra.replace("[sandbox]\n", "[sandbox]\nallow_loopback_http = true\n"),
-        )
-    } else {
-        (
-            "[sandbox]\nallow_loopback_http = true\n".to_owned(),
-            extra.to_owned(),
-        )
-    };
+            "[server]\n",
+            format!("admin_tokens = [\"{ADMIN_TOKEN}\"]\n"),
+        ),
+        ("[trust]\n", "allow_unsigned = true\n".to_owned()),
+    ] {
+        if extra.contains(table) {
+            extra = extra.replace(table, &format!("{table}{keys}"));
+        } else {
+            tables.push_str(&format!("{table}{keys}\n"));
+        }
+    }
     format!(
-        "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n{sandbox}\n{sections}\n{extra}\n",
+        "database = \"switchboard.db\"\nadapters_dir = \"{packages}\"\ncache_dir = \"{cache}\"\n\n{tables}{sections}\n{extra}\n",
         packages = packages.display(),
         cache = workspace_root().join("target/wasm/cwasm-cache").display(),
     )
+}
+
+/// An HTTP client that sends the harness's admin token.
+pub fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_TOKEN}"))
+            .expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("HTTP client")
 }
 
 /// The `switchboard` binary, built (debug profile) once per test process,
@@ -147,9 +170,20 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     /// The configuration file.
     pub config_path: PathBuf,
+    /// The admin listener's base URL, once [`Harness::serve`] ran.
+    admin_url: std::sync::Mutex<Option<String>>,
 }
 
 impl Harness {
+    /// The admin listener's base URL (after [`Harness::serve`]).
+    pub fn admin_url(&self) -> String {
+        self.admin_url
+            .lock()
+            .ok()
+            .and_then(|url| url.clone())
+            .expect("serve() was called")
+    }
+
     /// Start a simulator with `simulator`, then a host whose configuration
     /// is the WhatsApp grant for it plus `extra_config` (TOML appended, e.g.
     /// a `[dispatch]` table).
@@ -216,6 +250,7 @@ impl Harness {
             host,
             dir,
             config_path,
+            admin_url: std::sync::Mutex::default(),
         }
     }
 
@@ -257,19 +292,44 @@ impl Harness {
             metrics: std::sync::Arc::default(),
             adapters_dir: Some(self.host.config.adapters_dir.clone()),
             uploads_dir: self.dir.path().join("uploads"),
+            auth: std::sync::Arc::new(switchboard_server::auth::AdminAuth::new(
+                &[ADMIN_TOKEN.to_owned()],
+                &[],
+            )),
+            gate: std::sync::Arc::default(),
         }
     }
 
-    /// Serve `state` on a loopback port (webhooks and the admin API), point
-    /// every simulated platform's webhooks at it, and return its base URL.
+    /// Serve `state` on two loopback ports as `switchboard serve` does
+    /// (webhooks on one, the admin API on the other, see
+    /// [`Harness::admin_url`]), point every simulated platform's webhooks at
+    /// the first, and return its base URL.
     pub async fn serve_state(&self, state: switchboard_server::AppState) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let address = listener.local_addr().expect("local address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, switchboard_server::router(state)).await;
-        });
+        let bind = || async {
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind loopback")
+        };
+        let (public, admin) = (bind().await, bind().await);
+        let address = public.local_addr().expect("local address");
+        let admin_address = admin.local_addr().expect("local address");
+        let limits = switchboard_server::listener::ListenerLimits::default();
+        let forever = std::future::pending::<()>;
+        tokio::spawn(switchboard_server::listener::serve(
+            public,
+            switchboard_server::public_router(state.clone()),
+            limits,
+            forever(),
+        ));
+        tokio::spawn(switchboard_server::listener::serve(
+            admin,
+            switchboard_server::admin_router(state),
+            limits,
+            forever(),
+        ));
+        if let Ok(mut url) = self.admin_url.lock() {
+            *url = Some(format!("http://{admin_address}"));
+        }
         let base = format!("http://{address}");
         let url = |channel: &str| format!("{base}/webhooks/{channel}");
         let simulator = &self.simulator;
@@ -340,6 +400,17 @@ pub struct Finished {
     pub lines: Vec<switchboard_delivery::ResultLine>,
 }
 
+impl Finished {
+    /// The results line of `profile`; panics naming the profile when the
+    /// run wrote none.
+    pub fn line_of(&self, profile: &str) -> &switchboard_delivery::ResultLine {
+        self.lines
+            .iter()
+            .find(|l| l.profile_id.as_deref() == Some(profile))
+            .unwrap_or_else(|| panic!("no results line for {profile}: {}", self.report.summary()))
+    }
+}
+
 impl std::ops::Deref for Finished {
     type Target = switchboard_delivery::RunReport;
 
@@ -352,19 +423,27 @@ impl std::ops::Deref for Finished {
 pub struct ServeProcess {
     /// The process.
     pub child: std::process::Child,
-    /// Its base URL, `http://127.0.0.1:PORT`.
+    /// Its public base URL (webhooks), `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Its admin base URL.
+    pub admin_url: String,
 }
 
 impl ServeProcess {
-    /// Start `switchboard --config <config> serve --listen 127.0.0.1:0` and
-    /// wait (up to a minute) for it to say where it listens.
+    /// Start `switchboard --config <config> serve` on two free loopback
+    /// ports and wait (up to a minute) for it to say where it listens.
     pub fn start(config: &Path) -> Self {
         use std::io::BufRead as _;
         let mut child = Command::new(switchboard_binary())
             .arg("--config")
             .arg(config)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -377,14 +456,29 @@ impl ServeProcess {
                 .map_while(Result::ok)
             {
                 if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = found.send(url.trim().to_owned());
+                    let _ = found.send((false, url.trim().to_owned()));
+                }
+                if let Some(url) = line.strip_prefix("admin API on ") {
+                    let _ = found.send((true, url.trim().to_owned()));
                 }
             }
         });
-        let url = receive
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("serve says where it listens");
-        Self { child, url }
+        let (mut url, mut admin_url) = (String::new(), String::new());
+        while url.is_empty() || admin_url.is_empty() {
+            let (admin, found) = receive
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("serve says where it listens");
+            if admin {
+                admin_url = found;
+            } else {
+                url = found;
+            }
+        }
+        Self {
+            child,
+            url,
+            admin_url,
+        }
     }
 
     /// Kill it with SIGKILL and wait for it to die.

@@ -4,9 +4,10 @@
 //! sends them, once, when they are due after it restarts.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard_e2e::api::{count, submit, watch};
 use switchboard_e2e::{ServeProcess, adapter_packages, config_text};
 use switchboard_simulator::whatsapp::{Template, TemplateCategory};
 use switchboard_simulator::{
@@ -70,59 +71,12 @@ impl Setup {
     }
 }
 
-async fn submit(client: &reqwest::Client, url: &str, campaign: &str, audience: &str) -> Value {
-    let response = client
-        .post(format!("{url}/api/campaigns"))
-        .json(&json!({"campaign": campaign, "audience_csv": audience}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
-    response.json().await.unwrap()
-}
-
-async fn status(client: &reqwest::Client, url: &str, name: &str) -> Value {
-    client
-        .get(format!("{url}/api/campaigns/{name}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn count(status: &Value, state: &str) -> u64 {
-    status["sends"][state].as_u64().unwrap_or(0)
-}
-
-/// Poll the campaign until `done` says so (at most two minutes).
-async fn watch(
-    client: &reqwest::Client,
-    url: &str,
-    name: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        let current = status(client, url, name).await;
-        if done(&current) {
-            return current;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "campaign {name} never got there: {current}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_watch_and_retry_a_campaign_over_http() {
     let setup = Setup::start("\n[dispatch]\nretry_base_ms = 20\nretry_max_ms = 100\n").await;
     let serve = ServeProcess::start(&setup.config());
-    let client = reqwest::Client::new();
-    let url = serve.url.clone();
+    let client = switchboard_e2e::admin_client();
+    let url = serve.admin_url.clone();
 
     // A bad campaign is refused with its problems.
     let refused = client
@@ -209,14 +163,17 @@ async fn submit_watch_and_retry_a_campaign_over_http() {
 async fn a_campaign_is_cancelled_before_it_has_all_gone_out() {
     let setup = Setup::start("messages_per_second = 2\n").await;
     let serve = ServeProcess::start(&setup.config());
-    let client = reqwest::Client::new();
-    submit(&client, &serve.url, WINBACK, &audience("c", 0, 40)).await;
-    watch(&client, &serve.url, "api-winback", |s| {
+    let client = switchboard_e2e::admin_client();
+    submit(&client, &serve.admin_url, WINBACK, &audience("c", 0, 40)).await;
+    watch(&client, &serve.admin_url, "api-winback", |s| {
         count(s, "sent") >= 2
     })
     .await;
     let cancelled: Value = client
-        .post(format!("{}/api/campaigns/api-winback/cancel", serve.url))
+        .post(format!(
+            "{}/api/campaigns/api-winback/cancel",
+            serve.admin_url
+        ))
         .send()
         .await
         .unwrap()
@@ -225,7 +182,7 @@ async fn a_campaign_is_cancelled_before_it_has_all_gone_out() {
         .unwrap();
     let cancelled = cancelled["cancelled"].as_u64().unwrap();
     assert!(cancelled > 0);
-    let settled = watch(&client, &serve.url, "api-winback", |s| s["open"] == 0).await;
+    let settled = watch(&client, &serve.admin_url, "api-winback", |s| s["open"] == 0).await;
     assert_eq!(
         count(&settled, "sent") + count(&settled, "cancelled"),
         40,
@@ -262,9 +219,15 @@ async fn retries_and_deferrals_pending_when_serve_is_killed_go_out_once_after_re
         })
         .unwrap();
     let serve = ServeProcess::start(&setup.config());
-    let client = reqwest::Client::new();
-    submit(&client, &serve.url, WINBACK, &audience("r", 0, RECIPIENTS)).await;
-    watch(&client, &serve.url, "api-winback", |s| {
+    let client = switchboard_e2e::admin_client();
+    submit(
+        &client,
+        &serve.admin_url,
+        WINBACK,
+        &audience("r", 0, RECIPIENTS),
+    )
+    .await;
+    watch(&client, &serve.admin_url, "api-winback", |s| {
         count(s, "deferred") > 0 && count(s, "retrying") > 0
     })
     .await;
@@ -293,7 +256,7 @@ async fn retries_and_deferrals_pending_when_serve_is_killed_go_out_once_after_re
     whatsapp.set_messages_per_second(0);
     setup.simulator.set_faults(FaultConfig::default()).unwrap();
     let serve = ServeProcess::start(&setup.config());
-    let done = watch(&client, &serve.url, "api-winback", |s| {
+    let done = watch(&client, &serve.admin_url, "api-winback", |s| {
         count(s, "sent") + count(s, "uncertain") == RECIPIENTS as u64
     })
     .await;

@@ -128,7 +128,15 @@ fn fixture_claiming(version: &str, dir: &Path) {
 }
 
 fn runtime() -> AdapterRuntime {
-    AdapterRuntime::new(RuntimeOptions::default(), HashMap::new()).unwrap()
+    // The fixtures are unsigned; what is checked here is the contract.
+    let options = RuntimeOptions {
+        trust: switchboard_runtime::PackageTrust {
+            allow_unsigned: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    AdapterRuntime::new(options, HashMap::new()).unwrap()
 }
 
 #[tokio::test]

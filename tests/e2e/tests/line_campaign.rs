@@ -106,11 +106,7 @@ async fn personalised_texts_go_by_push_to_exactly_the_consenting_users_once() {
         "{gus:?}"
     );
     // A push's receipt is LINE's sentMessages id.
-    let sent = report
-        .lines
-        .iter()
-        .find(|l| l.profile_id.as_deref() == Some("l01"))
-        .unwrap();
+    let sent = report.line_of("l01");
     assert_eq!(
         sent.platform_message_id.as_deref(),
         Some(ana[0].id.as_str()),
@@ -303,7 +299,9 @@ async fn webhooks_update_consent_and_forged_ones_are_refused() {
     );
     assert!(!history[0].opted_in);
     assert_eq!(history[0].purpose, None);
-    let metrics = reqwest::get(format!("{base}/metrics"))
+    let metrics = switchboard_e2e::admin_client()
+        .get(format!("{}/metrics", harness.admin_url()))
+        .send()
         .await
         .unwrap()
         .text()
@@ -349,11 +347,7 @@ async fn webhooks_update_consent_and_forged_ones_are_refused() {
         &campaign("line-after-unfollow", "Hi {{name}}"),
     );
     let report = harness.send(&campaign_path, &audience).await.unwrap();
-    let ben_line = report
-        .lines
-        .iter()
-        .find(|l| l.profile_id.as_deref() == Some("l02"))
-        .unwrap();
+    let ben_line = report.line_of("l02");
     assert_eq!(
         (ben_line.outcome.as_str(), ben_line.reason.as_deref()),
         ("skipped", Some("opted_out")),
@@ -364,18 +358,124 @@ async fn webhooks_update_consent_and_forged_ones_are_refused() {
         BTreeSet::from([user_id(1), user_id(6)])
     );
 
-    // He adds the account again: the next campaign reaches him.
+    // He adds the account again. A follow opts in only for the purposes the
+    // operator chose for LINE (`opt_in_purposes`, default utility): his
+    // opt-out from marketing stands, so the marketing campaign still skips
+    // him.
     line.follow(&ben).await.unwrap();
     let again = harness.write(
         "again.toml",
         &campaign("line-after-follow", "Welcome back {{name}}"),
     );
     let report = harness.send(&again, &audience).await.unwrap();
-    let ben_line = report
-        .lines
-        .iter()
-        .find(|l| l.profile_id.as_deref() == Some("l02"))
-        .unwrap();
+    let ben_line = report.line_of("l02");
+    assert_eq!(
+        (ben_line.outcome.as_str(), ben_line.reason.as_deref()),
+        ("skipped", Some("opted_out")),
+        "{ben_line:?}"
+    );
+    assert!(line.delivered_to(&ben).is_empty());
+    // A utility message reaches him: the follow opted him in for that.
+    let utility = harness.write(
+        "utility.toml",
+        &campaign("line-utility-after-follow", "Your points: {{name}}")
+            .replace("purpose = \"marketing\"", "purpose = \"utility\""),
+    );
+    let report = harness.send(&utility, &audience).await.unwrap();
+    let ben_line = report.line_of("l02");
     assert_eq!(ben_line.outcome, "sent", "{ben_line:?}");
     assert_eq!(line.delivered_to(&ben).len(), 1);
+}
+
+/// A follow event, signed with the channel secret, claiming `timestamp`.
+fn signed_follow(
+    harness: &Harness,
+    user: &str,
+    event_id: &str,
+    timestamp_ms: u64,
+) -> (String, String) {
+    let body = format!(
+        r#"{{"destination":"U5b1d0c2a3e4f5061728394a5b6c7d8e9","events":[{{"type":"follow","mode":"active","timestamp":{timestamp_ms},"source":{{"type":"user","userId":"{user}"}},"webhookEventId":"{event_id}","deliveryContext":{{"isRedelivery":false}}}}]}}"#
+    );
+    let signature = line_signature(
+        harness.simulator.line().channel_secret().as_bytes(),
+        body.as_bytes(),
+    );
+    (body, signature)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_future_dated_opt_in_does_not_beat_a_later_opt_out() {
+    let harness = Harness::start(SimulatorConfig::default(), "").await;
+    let base = harness.serve().await;
+    let line = harness.simulator.line();
+    line.set_webhook_url(Some(&format!("{base}/webhooks/line")))
+        .unwrap();
+    let fay = user_id(6);
+    let now_ms = jiff::Timestamp::now().as_millisecond() as u64;
+    let client = reqwest::Client::new();
+    let post = |(body, signature): (String, String)| {
+        client
+            .post(format!("{base}/webhooks/line"))
+            .header("content-type", "application/json")
+            .header("x-line-signature", signature)
+            .body(body)
+            .send()
+    };
+
+    // A signed follow claiming to happen in thirty days is refused outright.
+    let far = post(signed_follow(
+        &harness,
+        &fay,
+        "01JFUTURE00000000000000001",
+        now_ms + 30 * 86_400_000,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(far.status(), 200, "the request itself was genuine");
+    let history = harness
+        .host
+        .store
+        .consent_history("line", &fay)
+        .await
+        .unwrap();
+    assert!(
+        history.is_empty(),
+        "a far-future event was recorded: {history:?}"
+    );
+
+    // One within the clock-skew tolerance (four minutes ahead) is recorded,
+    // and the opt-out that arrives after it still wins: the ledger orders
+    // by when the host received each event, not by the platform's claim.
+    post(signed_follow(
+        &harness,
+        &fay,
+        "01JFUTURE00000000000000002",
+        now_ms + 4 * 60_000,
+    ))
+    .await
+    .unwrap();
+    line.unfollow(&fay).await.unwrap();
+    let history = harness
+        .host
+        .store
+        .consent_history("line", &fay)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+
+    let audience = harness.write("audience.csv", &audience());
+    let utility = harness.write(
+        "utility.toml",
+        &campaign("line-after-forged-follow", "Your points: {{name}}")
+            .replace("purpose = \"marketing\"", "purpose = \"utility\""),
+    );
+    let report = harness.send(&utility, &audience).await.unwrap();
+    let fay_line = report.line_of("l06");
+    assert_eq!(
+        (fay_line.outcome.as_str(), fay_line.reason.as_deref()),
+        ("skipped", Some("opted_out")),
+        "{fay_line:?}"
+    );
+    assert!(line.delivered_to(&fay).is_empty());
 }

@@ -3,116 +3,13 @@
 //! their own call with a clear error, and the host keeps serving the real
 //! WhatsApp adapter.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+mod sandbox_support;
+
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchboard_contract::model::{
-    Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
-};
-use switchboard_e2e::adapter_packages;
-use switchboard_runtime::{AdapterRuntime, CallError, ChannelGrant, RuntimeOptions, SandboxLimits};
-use switchboard_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
-
-async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
-    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let simulator = Simulator::start(addr, SimulatorConfig::default())
-        .await
-        .unwrap();
-    let whatsapp = simulator.whatsapp();
-    let grant = ChannelGrant {
-        settings: HashMap::from([
-            ("base_url".to_owned(), simulator.base_url()),
-            (
-                "phone_number_id".to_owned(),
-                whatsapp.phone_number_id().to_owned(),
-            ),
-        ]),
-        secrets: HashMap::from([
-            (
-                "access_token".to_owned(),
-                whatsapp.access_token().to_owned(),
-            ),
-            ("app_secret".to_owned(), whatsapp.app_secret().to_owned()),
-            ("verify_token".to_owned(), "verify-me".to_owned()),
-        ]),
-        allow_hosts: None,
-    };
-    let options = RuntimeOptions {
-        limits: SandboxLimits {
-            memory_bytes: 32 * 1024 * 1024,
-            cpu_budget: Duration::from_millis(300),
-            call_timeout: Duration::from_secs(10),
-            http_timeout: Duration::from_secs(5),
-        },
-        allow_loopback_http: true,
-        cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
-        storage_limits: Default::default(),
-    };
-    let runtime =
-        AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
-    for result in runtime.load_dir(adapter_packages()).await.unwrap() {
-        result.unwrap();
-    }
-    (runtime, simulator)
-}
-
-fn message(to: &str) -> OutboundMessage {
-    OutboundMessage {
-        idempotency_key: format!("key-{to}"),
-        to: to.to_owned(),
-        purpose: Purpose::Marketing,
-        content: Content::Template(TemplateMessage {
-            name: "winback_offer".into(),
-            language: Some("en_US".into()),
-            parameters: vec![TemplateParameter {
-                name: "1".into(),
-                value: "Jane".into(),
-            }],
-            link: None,
-        }),
-        ttl_seconds: None,
-        attempt: 1,
-    }
-}
-
-/// The WhatsApp adapter still delivers through the simulator.
-async fn assert_whatsapp_still_serves(
-    runtime: &AdapterRuntime,
-    simulator: &SimulatorHandle,
-    to: &str,
-) {
-    let adapter = runtime.get("whatsapp").expect("whatsapp stays loaded");
-    let results = adapter
-        .send(&[message(to)])
-        .await
-        .expect("whatsapp call succeeds");
-    let receipt = results[0].as_ref().expect("whatsapp accepted the template");
-    assert!(
-        receipt
-            .platform_message_id
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with("wamid."),
-        "{receipt:?}"
-    );
-    assert!(
-        simulator
-            .whatsapp()
-            .messages()
-            .iter()
-            .any(|m| m.to == to.trim_start_matches('+')),
-        "the simulator recorded the message to {to}"
-    );
-}
-
-async fn hostile_send(runtime: &AdapterRuntime, how: &str) -> CallError {
-    let adapter = runtime.get("hostile").expect("hostile adapter loaded");
-    adapter
-        .send(&[message(how)])
-        .await
-        .expect_err("misbehaving call must fail")
-}
+use sandbox_support::*;
+use switchboard_runtime::{CallError, SandboxLimits};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_adapters_fail_their_call_and_the_host_carries_on() {
@@ -190,5 +87,221 @@ async fn misbehaving_adapters_fail_their_call_and_the_host_carries_on() {
     );
     let stats = &adapter.stats;
     assert!(stats.failures.load(std::sync::atomic::Ordering::Relaxed) >= 6);
+    simulator.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_loopback_and_special_range_hosts_are_refused_even_when_declared() {
+    let (runtime, simulator) = runtime_with_simulator().await;
+    let (port, accepted) = counting_listener().await;
+    // Every form below is declared in the hostile manifest, and the operator
+    // approved every declared host (no `allow_hosts`): the address itself
+    // must still be refused.
+    let refused = [
+        ("https://2130706433/".to_owned(), "127.0.0.1"),
+        ("https://0x7f000001/".to_owned(), "127.0.0.1"),
+        ("https://0177.0.0.1/".to_owned(), "127.0.0.1"),
+        ("https://127.1/".to_owned(), "127.0.0.1"),
+        (
+            "https://169.254.169.254/latest/meta-data/".to_owned(),
+            "169.254.169.254",
+        ),
+        ("https://100.64.0.1/".to_owned(), "100.64.0.1"),
+        ("https://198.18.0.1/".to_owned(), "198.18.0.1"),
+        ("https://0.0.0.0/".to_owned(), "0.0.0.0"),
+        ("https://[64:ff9b::7f00:1]/".to_owned(), "64:ff9b::"),
+        ("https://[2002:7f00:1::]/".to_owned(), "2002:"),
+        ("https://[::ffff:127.0.0.1]/".to_owned(), "127.0.0.1"),
+        // Undeclared loopback port, plain http: the admin API's shape.
+        (format!("http://127.0.0.1:{port}/api/sends"), "https"),
+        (format!("https://127.0.0.1:{port}/api/sends"), "127.0.0.1"),
+        (format!("https://localhost:{port}/"), "localhost"),
+        // A declared host on a port it did not declare.
+        ("https://api.hostile.example:9443/".to_owned(), "9443"),
+    ];
+    for (url, needle) in &refused {
+        let error = hostile_send(&runtime, &format!("url:{url}")).await;
+        expect_egress_denied(&error, needle);
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no refused request reached the loopback listener"
+    );
+    assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340100").await;
+    simulator.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_adapter_makes_the_host_hold_is_bounded() {
+    let (runtime, simulator) = runtime_with_simulator().await;
+    let limits = SandboxLimits::default();
+
+    let error = hostile_send(&runtime, "flood").await;
+    let text = error.to_string();
+    assert!(
+        text.contains("max_requests_in_flight"),
+        "3,000 requests started at once: {text}"
+    );
+
+    let error = hostile_send(&runtime, "bigid").await;
+    assert!(
+        matches!(error, CallError::BoundExceeded { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&limits.max_platform_id_bytes.to_string()),
+        "names the bound: {error}"
+    );
+
+    let error = hostile_send(&runtime, "tokenhuge").await;
+    assert!(
+        matches!(error, CallError::BoundExceeded { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("token_cache_bytes"), "{error}");
+
+    // 1,500 tokens (budget 1,000): the cache evicts down to its entry budget instead of
+    // growing; the call itself is fine.
+    let adapter = runtime.get("hostile").unwrap();
+    adapter.send(&[message("tokens")]).await.unwrap();
+    let (entries, bytes) = adapter.token_usage();
+    assert!(
+        entries <= limits.token_cache.max_entries && bytes <= limits.token_cache.max_bytes,
+        "token cache held {entries} entries, {bytes} bytes"
+    );
+
+    // A 1 MiB failure message is cut, not stored whole.
+    let results = adapter.send(&[message("bigfailure")]).await.unwrap();
+    let failure = results[0].as_ref().expect_err("a permanent failure");
+    let failure_text = format!("{failure:?}");
+    assert!(
+        failure_text.len() < 4 * limits.max_failure_message_bytes,
+        "failure text of {} bytes",
+        failure_text.len()
+    );
+
+    // A log flood is capped (the call still succeeds) and cannot forge a
+    // line of the host's own log.
+    let captured = capture_log();
+    let results = adapter.send(&[message("logflood")]).await.unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    let log = String::from_utf8_lossy(&captured.lock().unwrap()).into_owned();
+    let adapter_lines = log
+        .lines()
+        .filter(|l| l.contains("adapter=\"hostile\"") || l.contains("adapter=hostile"))
+        .count();
+    assert!(
+        adapter_lines <= limits.max_log_lines + 1,
+        "{adapter_lines} adapter log lines for one call"
+    );
+    assert!(log.contains("per-call budget"), "the drop is reported once");
+    assert!(
+        !log.lines().any(|l| l
+            .trim_start()
+            .starts_with("INFO switchboard: adapter loaded")),
+        "a newline in a guest log forged a host line:\n{}",
+        &log[..log.len().min(2000)]
+    );
+    assert!(
+        log.contains("forged=yes"),
+        "the guest line is kept, escaped"
+    );
+
+    assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340200").await;
+    simulator.shutdown().await.unwrap();
+}
+
+/// Send the host's log to a buffer the test reads.
+fn capture_log() -> Arc<Mutex<Vec<u8>>> {
+    #[derive(Clone)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = Buffer(buffer.clone());
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("the only subscriber in this test binary");
+    buffer
+}
+
+fn hostile_webhook(action: &str) -> switchboard_contract::model::HttpRequest {
+    switchboard_contract::model::HttpRequest {
+        method: "POST".into(),
+        path_and_query: format!("/webhooks/hostile?do={action}"),
+        headers: Vec::new(),
+        body: b"{}".to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_answers_past_the_host_bounds_fail_the_call() {
+    let (runtime, simulator) = runtime_with_simulator().await;
+    let adapter = runtime.get("hostile").unwrap();
+    for (action, bound) in [
+        ("events", "max_webhook_events"),
+        ("bigreply", "max_webhook_reply"),
+    ] {
+        let error = adapter
+            .handle_webhook(&hostile_webhook(action))
+            .await
+            .expect_err(action);
+        assert!(
+            matches!(error, CallError::BoundExceeded { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(bound), "{action}: {error}");
+    }
+    // One long inbound text is cut to the host's bound, not refused.
+    let result = adapter
+        .handle_webhook(&hostile_webhook("bigtext"))
+        .await
+        .unwrap();
+    assert_eq!(result.events.len(), 1);
+    match &result.events[0].kind {
+        switchboard_contract::model::EventKind::Inbound(inbound) => {
+            let text = inbound.text.as_deref().unwrap_or_default();
+            assert!(
+                text.len() <= 64 * 1024,
+                "inbound text of {} bytes",
+                text.len()
+            );
+        }
+        other => panic!("expected an inbound event, got {other:?}"),
+    }
+    assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340300").await;
+    simulator.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burning_guests_under_contention_stop_at_their_cpu_budget() {
+    let (runtime, simulator) = runtime_with_simulator().await;
+    let adapter = runtime.get("hostile").unwrap();
+    // Eight guests burning at once on two cores: each gets a quarter of a
+    // core, so a wall-clock budget would have let them run to the timeout.
+    let burns = (0..8).map(|_| {
+        let adapter = adapter.clone();
+        tokio::spawn(async move { adapter.send(&[message("loop")]).await })
+    });
+    for burn in futures::future::join_all(burns).await {
+        let error = burn.unwrap().expect_err("a burning guest is stopped");
+        assert!(
+            matches!(error, CallError::CpuBudgetExceeded { .. }),
+            "stopped by its CPU budget, not the call timeout: {error:?}"
+        );
+    }
+    assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340500").await;
     simulator.shutdown().await.unwrap();
 }

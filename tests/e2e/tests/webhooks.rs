@@ -2,6 +2,7 @@
 //! update sends; unsigned or wrongly signed requests get 401 and change
 //! nothing; the verification handshake works.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -151,7 +152,7 @@ async fn the_verification_handshake_echoes_the_challenge_only_for_the_right_toke
         .unwrap();
     assert_eq!(wrong.status(), 403);
     let unknown = client
-        .get(format!("{base}/webhooks/telegram"))
+        .get(format!("{base}/webhooks/nosuchchannel"))
         .send()
         .await
         .unwrap();
@@ -198,8 +199,45 @@ async fn a_running_host_reloads_adapters_without_a_restart() {
     let harness = Harness::start(SimulatorConfig::default(), "").await;
     let base = harness.serve().await;
     let before = harness.host.runtime.get("whatsapp").unwrap();
-    let response = reqwest::Client::new()
+    // The admin API is on its own listener and needs a token.
+    let client = reqwest::Client::new();
+    let reload = format!("{}/api/adapters/reload", harness.admin_url());
+    let anonymous = client.post(&reload).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let wrong = client
+        .post(&reload)
+        .bearer_auth("not-the-admin-token-at-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let rebound = client
+        .post(&reload)
+        .bearer_auth(switchboard_e2e::ADMIN_TOKEN)
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 421, "a DNS-rebound Host is refused");
+    let on_public = client
         .post(format!("{base}/api/adapters/reload"))
+        .bearer_auth(switchboard_e2e::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        on_public.status(),
+        404,
+        "the public listener serves no admin route"
+    );
+    assert!(
+        Arc::ptr_eq(&before, &harness.host.runtime.get("whatsapp").unwrap()),
+        "refused reloads changed nothing"
+    );
+
+    let response = switchboard_e2e::admin_client()
+        .post(format!("{}/api/adapters/reload", harness.admin_url()))
         .send()
         .await
         .unwrap();
@@ -214,9 +252,48 @@ async fn a_running_host_reloads_adapters_without_a_restart() {
     );
     let after = harness.host.runtime.get("whatsapp").unwrap();
     assert!(
-        !std::sync::Arc::ptr_eq(&before, &after),
-        "a fresh version was swapped in"
+        Arc::ptr_eq(&before, &after),
+        "an unchanged package is not recompiled or swapped"
     );
     // The old version still answers calls made through it.
     assert!(before.describe().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_channels_get_404_and_no_metric_series() {
+    let harness = Harness::start(SimulatorConfig::default(), "").await;
+    let base = harness.serve().await;
+    let client = reqwest::Client::new();
+    for path in [
+        "nosuchchannel",
+        "evil%0Aswitchboard_injected_total%201",
+        "x%22%7D%20injected",
+    ] {
+        let response = client
+            .post(format!("{base}/webhooks/{path}"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let metrics = switchboard_e2e::admin_client()
+        .get(format!("{}/metrics", harness.admin_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("nosuchchannel"), "{metrics}");
+    assert!(!metrics.contains("injected"), "{metrics}");
+    for line in metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(
+            line.starts_with("switchboard_") || line.starts_with("process_"),
+            "unexpected metrics line: {line}"
+        );
+    }
 }

@@ -32,17 +32,6 @@ fn order_campaign(name: &str, text: bool) -> String {
     )
 }
 
-fn line<'a>(
-    report: &'a switchboard_e2e::Finished,
-    profile: &str,
-) -> &'a switchboard_delivery::ResultLine {
-    report
-        .lines
-        .iter()
-        .find(|l| l.profile_id.as_deref() == Some(profile))
-        .unwrap_or_else(|| panic!("no line for {profile}: {}", report.summary()))
-}
-
 /// How many conversation windows the host has recorded for `address` on WeChat.
 async fn windows(harness: &Harness, address: &str) -> usize {
     harness
@@ -94,35 +83,35 @@ async fn who_wrote_in_gets_text_the_rest_templates_once_and_statuses_come_back()
     let campaign = harness.write("campaign.toml", &order_campaign("order-update", true));
     let report = harness.send(&campaign, &audience).await.unwrap();
 
-    let w1 = line(&report, "w1");
+    let w1 = report.line_of("w1");
     assert_eq!(
         (w1.outcome.as_str(), w1.content.as_deref()),
         ("sent", Some("text")),
         "{w1:?}"
     );
-    let w2 = line(&report, "w2");
+    let w2 = report.line_of("w2");
     assert_eq!(
         (w2.outcome.as_str(), w2.content.as_deref()),
         ("sent", Some("template")),
         "{w2:?}"
     );
-    let w3 = line(&report, "w3");
+    let w3 = report.line_of("w3");
     assert_eq!(
         (w3.outcome.as_str(), w3.reason.as_deref()),
         ("skipped", Some("no_consent"))
     );
-    let w4 = line(&report, "w4");
+    let w4 = report.line_of("w4");
     assert_eq!(
         (w4.outcome.as_str(), w4.reason.as_deref()),
         ("skipped", Some("no_address"))
     );
-    let w5 = line(&report, "w5");
+    let w5 = report.line_of("w5");
     assert_eq!(
         (w5.outcome.as_str(), w5.reason.as_deref()),
         ("skipped", Some("opted_out")),
         "{w5:?}"
     );
-    let w6 = line(&report, "w6");
+    let w6 = report.line_of("w6");
     assert_eq!(
         (w6.outcome.as_str(), w6.class.as_deref()),
         ("failed", Some("opted_out")),
@@ -248,7 +237,7 @@ async fn the_window_allows_five_free_form_messages_then_the_host_stops() {
     };
     for n in 1..=5 {
         let report = harness.send(&reply(n, ""), &audience).await.unwrap();
-        let q1 = line(&report, "q1");
+        let q1 = report.line_of("q1");
         assert_eq!(
             (q1.outcome.as_str(), q1.content.as_deref()),
             ("sent", Some("text")),
@@ -256,7 +245,7 @@ async fn the_window_allows_five_free_form_messages_then_the_host_stops() {
         );
     }
     let sixth = harness.send(&reply(6, ""), &audience).await.unwrap();
-    let q1 = line(&sixth, "q1");
+    let q1 = sixth.line_of("q1");
     assert_eq!(
         (q1.outcome.as_str(), q1.reason.as_deref()),
         ("skipped", Some("window_cap_reached")),
@@ -269,7 +258,7 @@ async fn the_window_allows_five_free_form_messages_then_the_host_stops() {
         .send(&reply(7, "window = \"ignore\"\n"), &audience)
         .await
         .unwrap();
-    let q1 = line(&forced, "q1");
+    let q1 = forced.line_of("q1");
     assert_eq!(
         (q1.outcome.as_str(), q1.class.as_deref()),
         ("failed", Some("window_closed")),
@@ -286,7 +275,7 @@ async fn the_window_allows_five_free_form_messages_then_the_host_stops() {
         .await
         .expect("inbound push accepted");
     let report = harness.send(&reply(8, ""), &audience).await.unwrap();
-    assert_eq!(line(&report, "q1").outcome, "sent");
+    assert_eq!(report.line_of("q1").outcome, "sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,12 +290,26 @@ async fn forged_pushes_are_refused_and_change_nothing() {
         harness.simulator.clock().now_unix()
     );
     let key = crypto::aes_key(wechat.encoding_aes_key()).unwrap();
-    let (timestamp, nonce) = ("1735689601", "1320562132");
-    let push = |token: &str, encrypted: &str, msg_signature: &str| {
+    // Pushes must be fresh (within five minutes of the host's clock) and a
+    // timestamp and nonce are accepted once: each attempt below gets its own.
+    let now = jiff::Timestamp::now().as_second().to_string();
+    let timestamp = now.as_str();
+    let nonces = std::sync::atomic::AtomicU32::new(1_320_562_132);
+    let token = wechat.token().to_owned();
+    // `signature` with `query_token`; `msg_signature` with the real token
+    // unless a forged one is given.
+    let push = |query_token: &str, encrypted: &str, forged_msg_signature: Option<&str>| {
+        let nonce = nonces
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            .to_string();
+        let msg_signature = forged_msg_signature.map_or_else(
+            || crypto::sorted_sha1(&[&token, timestamp, &nonce, encrypted]),
+            str::to_owned,
+        );
         client
             .post(format!(
                 "{base}/webhooks/wechat?{}&openid={victim}&encrypt_type=aes&msg_signature={msg_signature}",
-                signed_query(token, timestamp, nonce)
+                signed_query(query_token, timestamp, &nonce)
             ))
             .header("content-type", "text/xml")
             .body(format!(
@@ -314,34 +317,86 @@ async fn forged_pushes_are_refused_and_change_nothing() {
             ))
             .send()
     };
-    let token = wechat.token().to_owned();
     let genuine = crypto::encrypt(&key, wechat.app_id(), b"0123456789abcdef", &plaintext);
-    let sign = |encrypted: &str| crypto::sorted_sha1(&[&token, timestamp, nonce, encrypted]);
 
     // Wrong Token for `signature`.
-    let forged = push("wrong-token", &genuine, &sign(&genuine))
-        .await
-        .unwrap();
+    let forged = push("wrong-token", &genuine, None).await.unwrap();
     assert_eq!(forged.status(), 401);
     // Right `signature`, forged `msg_signature`.
-    let forged = push(&token, &genuine, &"0".repeat(40)).await.unwrap();
+    let forged = push(&token, &genuine, Some(&"0".repeat(40))).await.unwrap();
     assert_eq!(forged.status(), 401);
     // Correctly signed, but encrypted with another key.
     let other_key = crypto::aes_key("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq").unwrap();
     let foreign = crypto::encrypt(&other_key, wechat.app_id(), b"0123456789abcdef", &plaintext);
-    let forged = push(&token, &foreign, &sign(&foreign)).await.unwrap();
+    let forged = push(&token, &foreign, None).await.unwrap();
     assert_eq!(forged.status(), 401);
     // Correctly signed and encrypted, but for another Official Account.
     let elsewhere = crypto::encrypt(&key, "wx0000000000000000", b"0123456789abcdef", &plaintext);
-    let forged = push(&token, &elsewhere, &sign(&elsewhere)).await.unwrap();
+    let forged = push(&token, &elsewhere, None).await.unwrap();
     assert_eq!(forged.status(), 401);
     assert_eq!(windows(&harness, &victim).await, 0);
 
     // The genuine push opens the window.
-    let accepted = push(&token, &genuine, &sign(&genuine)).await.unwrap();
+    let accepted = push(&token, &genuine, None).await.unwrap();
     assert_eq!(accepted.status(), 200);
     assert_eq!(accepted.text().await.unwrap(), "success");
     assert!(windows(&harness, &victim).await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_or_stale_plain_mode_push_is_refused() {
+    let harness = Harness::start(SimulatorConfig::default(), "").await;
+    let base = serve(&harness).await;
+    let wechat = harness.simulator.wechat();
+    let client = reqwest::Client::new();
+    let token = wechat.token().to_owned();
+    let now = jiff::Timestamp::now().as_second();
+    // In plain mode the signature covers the token, timestamp and nonce only,
+    // not the body: a captured query can be replayed with any body.
+    let event = |who: &str, event: &str| {
+        format!(
+            "<xml><ToUserName><![CDATA[gh_5f3c1a2b9d8e]]></ToUserName><FromUserName><![CDATA[{who}]]></FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event></xml>"
+        )
+    };
+    let push = |timestamp: i64, nonce: &str, body: String| {
+        client
+            .post(format!(
+                "{base}/webhooks/wechat?{}",
+                signed_query(&token, &timestamp.to_string(), nonce)
+            ))
+            .header("content-type", "text/xml")
+            .body(body)
+            .send()
+    };
+    let ana = openid("ana");
+    let mallory = openid("mallory");
+
+    let genuine = push(now, "700001", event(&ana, "unsubscribe"))
+        .await
+        .unwrap();
+    assert_eq!(genuine.status(), 200);
+    // The captured query replayed with a subscribe for someone else.
+    let replayed = push(now, "700001", event(&mallory, "subscribe"))
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 401);
+    // A correctly signed push from twenty minutes ago.
+    let stale = push(now - 1_200, "700002", event(&mallory, "subscribe"))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401);
+
+    let store = &harness.host.store;
+    assert!(
+        store
+            .consent_history("wechat", &mallory)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ana_history = store.consent_history("wechat", &ana).await.unwrap();
+    assert_eq!(ana_history.len(), 1, "{ana_history:?}");
+    assert!(!ana_history[0].opted_in);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! The host configuration that points each adapter at this simulator: the
 //! `[channels.*]` tables of a `switchboard.toml`, with the simulator's
-//! credentials. Used by the end-to-end tests, and written by
+//! credentials and an `endpoints` table pointing each platform host the
+//! adapter declares at the simulator (the adapters themselves call the real
+//! hosts over https). Used by the end-to-end tests, and written by
 //! `switchboard-simulator --host-config FILE` for the demo.
 
 use crate::SimulatorHandle;
@@ -24,6 +26,23 @@ pub fn toml_string(text: &str) -> String {
     out
 }
 
+/// `allow_hosts = [hosts]` and `endpoints = { "host" = "http://simulator" … }`:
+/// the operator approves exactly the platform hosts and points them at the
+/// simulator.
+pub fn endpoints_line(simulator: &SimulatorHandle, hosts: &[&str]) -> String {
+    let base = toml_string(&simulator.base_url());
+    let pairs: Vec<String> = hosts
+        .iter()
+        .map(|host| format!("{} = {base}", toml_string(host)))
+        .collect();
+    let approved: Vec<String> = hosts.iter().map(|host| toml_string(host)).collect();
+    format!(
+        "allow_hosts = [{}]\nendpoints = {{ {} }}\n",
+        approved.join(", "),
+        pairs.join(", ")
+    )
+}
+
 /// `[channels.whatsapp]` with `access_token` as the bearer token.
 pub fn whatsapp_section(
     simulator: &SimulatorHandle,
@@ -32,8 +51,8 @@ pub fn whatsapp_section(
 ) -> String {
     let whatsapp = simulator.whatsapp();
     format!(
-        "[channels.whatsapp]\nsettings = {{ base_url = {}, phone_number_id = {} }}\nsecrets = {{ access_token = {}, app_secret = {}, verify_token = {} }}\n",
-        toml_string(&simulator.base_url()),
+        "[channels.whatsapp]\n{}settings = {{ phone_number_id = {} }}\nsecrets = {{ access_token = {}, app_secret = {}, verify_token = {} }}\n",
+        endpoints_line(simulator, &["graph.facebook.com"]),
         toml_string(whatsapp.phone_number_id()),
         toml_string(access_token),
         toml_string(whatsapp.app_secret()),
@@ -44,8 +63,8 @@ pub fn whatsapp_section(
 /// `[channels.line]` with `access_token` as the channel access token.
 pub fn line_section(simulator: &SimulatorHandle, access_token: &str) -> String {
     format!(
-        "[channels.line]\nsettings = {{ base_url = {} }}\nsecrets = {{ channel_access_token = {}, channel_secret = {} }}\n",
-        toml_string(&simulator.base_url()),
+        "[channels.line]\n{}secrets = {{ channel_access_token = {}, channel_secret = {} }}\n",
+        endpoints_line(simulator, &["api.line.me"]),
         toml_string(access_token),
         toml_string(simulator.line().channel_secret()),
     )
@@ -55,8 +74,8 @@ pub fn line_section(simulator: &SimulatorHandle, access_token: &str) -> String {
 pub fn kakaotalk_section(simulator: &SimulatorHandle, secret_key: &str) -> String {
     let kakao = simulator.kakaotalk();
     format!(
-        "[channels.kakaotalk]\nsettings = {{ base_url = {}, app_key = {}, sender_key = {} }}\nsecrets = {{ secret_key = {}, webhook_signature = {} }}\n",
-        toml_string(&simulator.base_url()),
+        "[channels.kakaotalk]\n{}settings = {{ app_key = {}, sender_key = {} }}\nsecrets = {{ secret_key = {}, webhook_signature = {} }}\n",
+        endpoints_line(simulator, &["kakaotalk-bizmessage.api.nhncloudservice.com"]),
         toml_string(kakao.app_key()),
         toml_string(kakao.sender_key()),
         toml_string(secret_key),
@@ -71,8 +90,8 @@ pub fn wechat_section(simulator: &SimulatorHandle, app_secret: &str, rate: Optio
         .map(|r| format!("messages_per_second = {r}\n"))
         .unwrap_or_default();
     format!(
-        "[channels.wechat]\n{rate}settings = {{ base_url = {}, app_id = {} }}\nsecrets = {{ app_secret = {}, token = {}, encoding_aes_key = {} }}\n",
-        toml_string(&simulator.base_url()),
+        "[channels.wechat]\n{rate}{}settings = {{ app_id = {} }}\nsecrets = {{ app_secret = {}, token = {}, encoding_aes_key = {} }}\n",
+        endpoints_line(simulator, &["api.weixin.qq.com"]),
         toml_string(wechat.app_id()),
         toml_string(app_secret),
         toml_string(wechat.token()),
@@ -89,15 +108,29 @@ pub fn rcs_section(
     extra_settings: &str,
 ) -> String {
     let rcs = simulator.rcs();
-    let base = simulator.base_url();
     format!(
-        "[channels.rcs]\nsettings = {{ base_url = {}, token_url = {}, agent_id = {}, client_email = {}{extra_settings} }}\nsecrets = {{ private_key_pem = {}, client_token = {} }}\n",
-        toml_string(&base),
-        toml_string(&format!("{base}/token")),
+        "[channels.rcs]\n{}settings = {{ agent_id = {}, client_email = {}{extra_settings} }}\nsecrets = {{ private_key_pem = {}, client_token = {} }}\n",
+        endpoints_line(
+            simulator,
+            &[
+                "rcsbusinessmessaging.googleapis.com",
+                "oauth2.googleapis.com"
+            ]
+        ),
         toml_string(rcs.agent_id()),
         toml_string(client_email),
         toml_string(private_key_pem),
         toml_string(rcs.client_token()),
+    )
+}
+
+/// `[channels.telegram]` with `bot_token` as the bot token.
+pub fn telegram_section(simulator: &SimulatorHandle, bot_token: &str) -> String {
+    format!(
+        "[channels.telegram]\n{}secrets = {{ bot_token = {}, webhook_secret = {} }}\n",
+        endpoints_line(simulator, &["api.telegram.org"]),
+        toml_string(bot_token),
+        toml_string(simulator.telegram().webhook_secret()),
     )
 }
 
@@ -115,6 +148,7 @@ pub fn all_sections(simulator: &SimulatorHandle, whatsapp_verify_token: &str) ->
             rcs.test_only_private_key_pem(),
             "",
         ),
+        telegram_section(simulator, simulator.telegram().bot_token()),
         whatsapp_section(
             simulator,
             simulator.whatsapp().access_token(),

@@ -6,10 +6,11 @@
 //! signs and posts webhooks (statuses, inbound messages, opt-outs) to the
 //! host; and injects faults on request.
 //!
-//! Platforms served today: **WhatsApp Cloud API** ([`whatsapp`]). LINE,
-//! KakaoTalk, WeChat and RCS will be added beside it, one module each,
-//! sharing [`webhook_sender`], [`rate_limit`], [`recorder`], [`faults`],
-//! [`clock`] and the `/_sim` [`control`](crate#control-api) API.
+//! Platforms served today: **WhatsApp Cloud API** ([`whatsapp`]), LINE
+//! ([`line`]), KakaoTalk ([`kakaotalk`]), WeChat ([`wechat`]), RCS ([`rcs`])
+//! and the Telegram Bot API ([`telegram`]), one module each, sharing
+//! [`webhook_sender`], [`rate_limit`], [`recorder`], [`faults`], [`clock`]
+//! and the `/_sim` [`control`](crate#control-api) API.
 //!
 //! ## Starting it
 //!
@@ -136,10 +137,11 @@ pub mod whatsapp;
 pub mod kakaotalk;
 pub mod line;
 pub mod rcs;
+pub mod telegram;
 pub mod wechat;
 
 /// The platforms this simulator serves, by channel name.
-pub const PLATFORMS: &[&str] = &["whatsapp", "line", "kakaotalk", "wechat", "rcs"];
+pub const PLATFORMS: &[&str] = &["whatsapp", "line", "kakaotalk", "wechat", "rcs", "telegram"];
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -164,6 +166,7 @@ pub use whatsapp::{
 pub use kakaotalk::{KakaoTalkConfig, KakaoTalkControl};
 pub use line::{LineConfig, LineControl};
 pub use rcs::{RcsConfig, RcsControl};
+pub use telegram::{TelegramConfig, TelegramControl};
 pub use wechat::{WeChatConfig, WeChatControl};
 
 /// Configuration of every simulated platform.
@@ -179,6 +182,8 @@ pub struct SimulatorConfig {
     pub wechat: WeChatConfig,
     /// Google RCS Business Messaging.
     pub rcs: RcsConfig,
+    /// Telegram Bot API.
+    pub telegram: TelegramConfig,
 }
 
 /// Starts simulators. See [`Simulator::start`].
@@ -220,6 +225,13 @@ impl Simulator {
             rcs::RcsState::start(config.rcs, Arc::clone(&clock), Arc::clone(&faults))
                 .context("starting the RCS simulator")?;
         background.extend(tasks);
+        let (telegram_state, tasks) = telegram::TelegramState::start(
+            config.telegram,
+            Arc::clone(&clock),
+            Arc::clone(&faults),
+        )
+        .context("starting the Telegram simulator")?;
+        background.extend(tasks);
 
         let app = Router::new()
             .merge(whatsapp::api_router(Arc::clone(&whatsapp_state)))
@@ -227,6 +239,7 @@ impl Simulator {
             .merge(kakaotalk::api_router(Arc::clone(&kakaotalk_state)))
             .merge(wechat::api_router(Arc::clone(&wechat_state)))
             .merge(rcs::api_router(Arc::clone(&rcs_state)))
+            .merge(telegram::api_router(Arc::clone(&telegram_state)))
             .nest(
                 "/_sim",
                 control::router(
@@ -244,6 +257,10 @@ impl Simulator {
                         ),
                         ("wechat", wechat::control_router(Arc::clone(&wechat_state))),
                         ("rcs", rcs::control_router(Arc::clone(&rcs_state))),
+                        (
+                            "telegram",
+                            telegram::control_router(Arc::clone(&telegram_state)),
+                        ),
                     ],
                 ),
             )
@@ -280,6 +297,7 @@ impl Simulator {
             kakaotalk: KakaoTalkControl::new(kakaotalk_state),
             wechat: WeChatControl::new(wechat_state),
             rcs: RcsControl::new(rcs_state),
+            telegram: TelegramControl::new(telegram_state),
             clock,
             faults,
         })
@@ -306,6 +324,7 @@ pub struct SimulatorHandle {
     kakaotalk: KakaoTalkControl,
     wechat: WeChatControl,
     rcs: RcsControl,
+    telegram: TelegramControl,
     clock: Arc<Clock>,
     faults: Arc<faults::Faults>,
 }
@@ -345,6 +364,11 @@ impl SimulatorHandle {
     /// Control of the simulated RCS Business Messaging API.
     pub fn rcs(&self) -> RcsControl {
         self.rcs.clone()
+    }
+
+    /// Control of the simulated Telegram Bot API.
+    pub fn telegram(&self) -> TelegramControl {
+        self.telegram.clone()
     }
 
     /// The simulated clock (shared by all platforms).
@@ -395,6 +419,7 @@ impl SimulatorHandle {
             ("kakaotalk", self.kakaotalk.recipient_counts()),
             ("wechat", self.wechat.recipient_counts()),
             ("rcs", self.rcs.recipient_counts()),
+            ("telegram", self.telegram.recipient_counts()),
         ]
         .into_iter()
         .map(|(platform, counts)| (platform.to_owned(), recorder::duplicates(&counts)))

@@ -365,7 +365,7 @@ async fn duplicates_count_recipients_with_more_than_one_message() {
     assert_eq!(duplicates["whatsapp"], 1);
     assert_eq!(
         duplicates.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["kakaotalk", "line", "rcs", "wechat", "whatsapp"]
+        ["kakaotalk", "line", "rcs", "telegram", "wechat", "whatsapp"]
     );
     assert!(
         duplicates

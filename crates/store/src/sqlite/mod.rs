@@ -27,7 +27,13 @@ use crate::{Store, StoreError, StoreResult, now_ms};
 use thread::DbThread;
 
 /// The schema, one migration per version; applied in order on open.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_outbox.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_outbox.sql"),
+    include_str!("../../migrations/sqlite/0002_consent_per_purpose.sql"),
+];
+
+/// The ledger's `purpose` for an entry that covers every purpose.
+pub(crate) const ALL_PURPOSES: &str = "*";
 
 /// How long a write waits for another process holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);

@@ -2,6 +2,7 @@
 //! Each function runs inside the writer's transaction, so every one is
 //! atomic, and a claim can never lease a row another process holds.
 
+use super::ALL_PURPOSES;
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_contract::model::{Content, OutboundMessage, Purpose, WindowOpener};
 use switchboard_core::campaign::idempotency_key;
@@ -354,7 +355,7 @@ fn skip_reason(
     let newest: Option<(bool, String)> = connection
         .prepare_cached(
             "SELECT opted_in, source FROM consent_ledger
-             WHERE channel = ?1 AND address = ?2 AND (purpose IS NULL OR purpose = ?3) AND received_ms > ?4
+             WHERE channel = ?1 AND address = ?2 AND (purpose = '*' OR purpose = ?3) AND received_ms > ?4
              ORDER BY received_ms DESC, opted_in ASC, seq DESC LIMIT 1",
         )?
         .query_row(
@@ -625,7 +626,7 @@ fn settle_one(
                 held.channel,
                 format!("send:{key}"),
                 change.address,
-                change.purpose.map(Purpose::as_str),
+                change.purpose.map_or(ALL_PURPOSES, Purpose::as_str),
                 change.opted_in,
                 now,
                 change.source,

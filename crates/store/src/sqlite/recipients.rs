@@ -1,6 +1,7 @@
 //! Recipients on SQLite: what the policy gate needs to know about them
 //! (consent ledger, windows) and the webhook events that change it.
 
+use super::ALL_PURPOSES;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -172,7 +173,7 @@ fn apply_effect(
                     channel,
                     event.event_id,
                     change.address,
-                    change.purpose.map(Purpose::as_str),
+                    change.purpose.map_or(ALL_PURPOSES, Purpose::as_str),
                     change.opted_in,
                     event.occurred_ms,
                     event.received_ms,

@@ -6,6 +6,7 @@
 pub mod kakaotalk;
 pub mod line;
 pub mod rcs;
+pub mod telegram;
 pub mod wechat;
 pub mod whatsapp;
 
@@ -47,6 +48,7 @@ pub fn all() -> Vec<Platform> {
         wechat::platform(),
         rcs::platform(),
         kakaotalk::platform(),
+        telegram::platform(),
     ]
 }
 

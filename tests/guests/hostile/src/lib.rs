@@ -4,8 +4,15 @@
 //! forever, `alloc` allocates without bound, `trap` panics, `egress` calls a
 //! host outside its allow-list, `file` reads a file, `env` reads an
 //! environment variable, `ratelimit` answers "rate-limited, retry after
-//! 600 s" for the whole sender, `sleep` sleeps until the call times out.
+//! 600 s" for the whole sender, `sleep` sleeps until the call times out,
+//! `url:<url>` fetches that URL (numeric IP forms, loopback, other ports),
+//! `flood` starts 3,000 requests at once, `bigid` answers a 1 MiB platform
+//! id, `bigfailure` a 1 MiB failure message, `logflood` logs 100 MiB,
+//! `tokenhuge` caches a 2 MiB token, `tokens` caches 1,500 tokens.
 //! Any other address gets a receipt.
+//!
+//! `handle_webhook` reads `?do=`: `events` returns 5,000 events,
+//! `bigreply` a 2 MiB reply, `bigtext` one inbound text of 1 MiB.
 
 use switchboard_sdk::prelude::*;
 
@@ -30,8 +37,26 @@ impl Adapter for Hostile {
     }
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {
-        let _ = misbehave(request.path().trim_start_matches("/webhooks/hostile/"));
-        WebhookResult::reply(HttpResponse::text(200, "ok"))
+        let inbound = |index: usize, text: String| WebhookEvent {
+            id: format!("event-{index}"),
+            occurred_at_ms: 0,
+            kind: EventKind::Inbound(InboundMessage {
+                sender: format!("user-{index}"),
+                text: Some(text),
+                kind: "text".into(),
+            }),
+        };
+        match request.query("do").as_deref() {
+            Some("events") => {
+                WebhookResult::accepted((0..5_000).map(|i| inbound(i, "hi".into())).collect())
+            }
+            Some("bigreply") => WebhookResult::reply(HttpResponse::text(200, "x".repeat(2 << 20))),
+            Some("bigtext") => WebhookResult::accepted(vec![inbound(0, "y".repeat(1 << 20))]),
+            _ => {
+                let _ = misbehave(request.path().trim_start_matches("/webhooks/hostile/"));
+                WebhookResult::reply(HttpResponse::text(200, "ok"))
+            }
+        }
     }
 }
 
@@ -72,7 +97,51 @@ fn misbehave(how: &str) -> Result<Receipt, SendError> {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             Ok(Receipt::new("woke up"))
         }
-        other => Ok(Receipt::new(format!("ok:{other}"))),
+        "flood" => {
+            let mut pending = Vec::new();
+            for i in 0..3_000 {
+                match Request::get(&format!("https://api.hostile.example/{i}")).start() {
+                    Ok(request) => pending.push(request),
+                    Err(error) => {
+                        return Err(SendError::Permanent(Failure::new(
+                            "flood",
+                            error.to_string(),
+                        )));
+                    }
+                }
+            }
+            Ok(Receipt::new(format!("started {}", pending.len())))
+        }
+        "bigid" => Ok(Receipt::new("i".repeat(1 << 20))),
+        "bigfailure" => Err(SendError::Permanent(Failure::new(
+            "big",
+            "f".repeat(1 << 20),
+        ))),
+        "logflood" => {
+            log::info("start\nINFO switchboard: adapter loaded channel=whatsapp forged=yes");
+            let line = "l".repeat(1 << 10);
+            for _ in 0..100_000 {
+                log::info(&line);
+            }
+            Ok(Receipt::new("logged"))
+        }
+        "tokenhuge" => {
+            token_cache::set("huge", &"t".repeat(2 << 20), 3600);
+            Ok(Receipt::new("cached"))
+        }
+        "tokens" => {
+            for i in 0..1_500 {
+                token_cache::set(&format!("token-{i}"), &"t".repeat(512), 3600);
+            }
+            Ok(Receipt::new("cached 1500"))
+        }
+        other => match other.strip_prefix("url:") {
+            Some(url) => {
+                let response = Request::get(url).send()?;
+                Ok(Receipt::new(format!("reached {}", response.status)))
+            }
+            None => Ok(Receipt::new(format!("ok:{other}"))),
+        },
     }
 }
 
