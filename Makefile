@@ -9,9 +9,13 @@ ADAPTERS_DIR ?= dist/adapters
 demo: adapters build
 	@bash scripts/demo.sh
 
-## Every test: unit, adapter, simulator, end-to-end and sandbox.
+## Every test: unit, adapter, simulator, end-to-end and sandbox; and the
+## JavaScript adapters' own unit tests (Node.js).
 test: adapters
 	$(CARGO) test --workspace
+	@for dir in plugins/*/; do \
+	  if [ -f "$$dir/package.json" ]; then (cd "$$dir" && npm test --silent) || exit 1; fi; \
+	done
 
 ## Build every adapter for wasm32-wasip2 into $(ADAPTERS_DIR).
 adapters:

@@ -96,6 +96,8 @@ async fn main() {
     harness.simulator.rcs().set_send_statuses(false);
     harness.simulator.kakaotalk().set_requests_per_second(0);
     harness.simulator.kakaotalk().set_send_results(false);
+    harness.simulator.telegram().set_messages_per_second(0);
+    harness.simulator.telegram().set_per_chat_interval_ms(None);
     for n in 1..=TELEGRAM_CHATS {
         harness
             .simulator
