@@ -1,6 +1,7 @@
-//! `switchboard adapter …`: what a BSP and an operator do with packages —
-//! make a signing key, pack and sign a package into one file, verify one,
-//! and install one into a host (loading it into the running host).
+//! `switchboard adapter …`: what an author, a BSP and an operator do with
+//! packages — run the contract checks on one, make a signing key, pack and
+//! sign a package into one file, verify one, and install one into a host
+//! (loading it into the running host).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +20,23 @@ use crate::config::Config;
 /// The `adapter` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AdapterCommand {
+    /// Start a new adapter project (Rust or JavaScript: the code, its
+    /// manifest, README, first tests and a Makefile).
+    New {
+        /// The channel name (lowercase letters, digits, `_`).
+        name: String,
+        /// The folder to create the project in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The language: `rust` (a crate against the SDK) or `js`
+        /// (JavaScript, built with ComponentizeJS).
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Switchboard's `sdk/` folder (default: the one this binary was
+        /// built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Make an ed25519 signing key (PKCS#8 PEM) and print its public key
     /// for operators' `[trust] keys`.
     Keygen {
@@ -49,6 +67,27 @@ pub enum AdapterCommand {
         #[arg(long = "trust")]
         trust: Vec<String>,
     },
+    /// Run the contract checks on a package (folder or file) against a stub
+    /// platform on loopback, or against your own mock with `--against`.
+    Test {
+        /// The package folder or `.sbpkg` file.
+        package: PathBuf,
+        /// Point every declared host at this base URL (your platform mock)
+        /// instead of the built-in stub.
+        #[arg(long)]
+        against: Option<String>,
+        /// A setting to grant, `KEY=VALUE`; may be repeated.
+        #[arg(long = "setting", value_parser = key_value)]
+        settings: Vec<(String, String)>,
+        /// A secret to grant, `KEY=VALUE`; may be repeated (declared secrets
+        /// not given get a placeholder).
+        #[arg(long = "secret", value_parser = key_value)]
+        secrets: Vec<(String, String)>,
+        /// A recipient the platform (or mock) accepts; may be repeated.
+        /// Default: made-up addresses of the channel's address kind.
+        #[arg(long = "to")]
+        recipients: Vec<String>,
+    },
     /// Verify a package file and install it into the adapters directory;
     /// a running host then loads it (through the admin API).
     Install {
@@ -66,6 +105,26 @@ pub enum AdapterCommand {
 /// Run one `adapter` subcommand.
 pub async fn run(config_path: &Path, command: AdapterCommand) -> anyhow::Result<ExitCode> {
     match command {
+        AdapterCommand::New {
+            name,
+            dir,
+            lang,
+            sdk,
+        } => {
+            let project = match lang.as_str() {
+                "rust" => crate::scaffold::new_rust(&name, &dir, sdk.as_deref())?,
+                "js" | "javascript" => crate::scaffold_js::new_js(&name, &dir)?,
+                other => {
+                    bail!("`--lang {other}` is not one this command writes: choose `rust` or `js`")
+                }
+            };
+            println!("wrote {}", project.display());
+            println!(
+                "next: cd {} && make package && switchboard adapter test package",
+                project.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         AdapterCommand::Keygen { out } => {
             let key = generate_signing_key();
             write_signing_key(&key, &out)?;
@@ -184,6 +243,32 @@ pub async fn run(config_path: &Path, command: AdapterCommand) -> anyhow::Result<
                 }
             }
         }
+        AdapterCommand::Test {
+            package,
+            against,
+            settings,
+            secrets,
+            recipients,
+        } => {
+            let options = crate::conformance::Options {
+                against,
+                settings: settings.into_iter().collect(),
+                secrets: secrets.into_iter().collect(),
+                recipients,
+            };
+            let report = if package.is_file() {
+                let opened = Opened::unpack(&package)?;
+                crate::conformance::run(&opened.path(), &options).await?
+            } else {
+                crate::conformance::run(&package, &options).await?
+            };
+            print!("{}", report.render());
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         AdapterCommand::Install {
             package,
             no_reload,
@@ -196,6 +281,14 @@ pub async fn run(config_path: &Path, command: AdapterCommand) -> anyhow::Result<
             install(config_path, &config, &package, admin_url.as_deref()).await
         }
     }
+}
+
+/// Parse `KEY=VALUE`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
 }
 
 /// A package file unpacked into a temporary folder, with its manifest.

@@ -8,7 +8,9 @@
 //! - [`host`]: the assembled host — configuration, store, loaded adapters,
 //!   delivery — that every command and the server use;
 //! - [`cli`]: the command line;
-//! - [`adapter_commands`]: `switchboard adapter keygen|pack|verify|install`.
+//! - [`adapter_commands`]: `switchboard adapter new|test|keygen|pack|verify|install`;
+//! - [`conformance`]: the contract checks `adapter test` runs;
+//! - [`scaffold`], [`scaffold_js`]: the projects `adapter new` writes.
 //!
 //! The work itself lives in `switchboard-contract` (the versioned adapter
 //! contract and the neutral model), `switchboard-runtime` (the sandbox),
@@ -19,6 +21,9 @@
 pub mod adapter_commands;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod host;
+pub mod scaffold;
+pub mod scaffold_js;
 
 pub use host::Host;

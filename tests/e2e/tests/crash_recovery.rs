@@ -169,8 +169,14 @@ async fn killing_send_three_times_never_sends_twice_or_loses_anyone() {
         uncertain > 0,
         "send exits 2 exactly when someone is uncertain"
     );
-    // Uncertain only where a request was written before a kill: the
-    // simulator has every uncertain recipient.
+    // Uncertain only where a request was in flight at a kill. Most of those
+    // reached the simulator; a few may not have — the request was written
+    // to the socket, but the process died before the simulator read it, or
+    // the simulator dropped its handler when the connection closed — and
+    // "uncertain" is then the honest answer. So the ones the simulator never
+    // saw are bounded by what can be in flight at once: three kills, each
+    // with at most `dispatch.concurrency` (16) calls of at most 16 requests
+    // in flight (the SDK's window).
     let uncertain_sends = store
         .sends(SendQuery {
             campaign: Some("crash-whatsapp".into()),
@@ -179,22 +185,25 @@ async fn killing_send_three_times_never_sends_twice_or_loses_anyone() {
         })
         .await
         .unwrap();
-    for send in &uncertain_sends {
-        let wa_id = send.address.trim_start_matches('+');
-        assert_eq!(
-            accepted.get(wa_id),
-            Some(&1),
-            "{} is uncertain but its request never reached the platform",
-            send.address
-        );
-    }
+    let unseen: Vec<&str> = uncertain_sends
+        .iter()
+        .map(|send| send.address.as_str())
+        .filter(|address| !accepted.contains_key(address.trim_start_matches('+')))
+        .collect();
+    assert!(
+        unseen.len() <= 3 * 16 * 16,
+        "{} uncertain sends never reached the platform, more than could be in flight at three kills: {:?}",
+        unseen.len(),
+        &unseen[..unseen.len().min(10)]
+    );
     assert_eq!(
-        accepted.len(),
+        accepted.len() + unseen.len(),
         RECIPIENTS,
-        "every recipient reached exactly once"
+        "every recipient reached exactly once, or uncertain from a kill"
     );
     eprintln!(
-        "kill -9 x3 over {RECIPIENTS}: sent {sent}, uncertain {uncertain}, duplicates 0, accepted {}",
+        "kill -9 x3 over {RECIPIENTS}: sent {sent}, uncertain {uncertain} ({} never reached the platform), duplicates 0, accepted {}",
+        unseen.len(),
         accepted.len()
     );
 }
