@@ -114,6 +114,35 @@ impl TrustStore {
         Self { keys }
     }
 
+    /// Trust `key` under `name` too (a key given on the command line).
+    pub fn insert(&mut self, name: String, key: PublicKey) {
+        self.keys.insert(name, key);
+    }
+
+    /// Whether a host admits the package for `channel`: signed by a key in
+    /// `allowed` (`None`: any trusted key), or unsigned where
+    /// `allow_unsigned` says so. Returns the signer's name and key id, or
+    /// `None` for an admitted unsigned package.
+    pub fn admit(
+        &self,
+        contents: &PackageContents,
+        channel: &str,
+        allowed: Option<&BTreeSet<String>>,
+        allow_unsigned: bool,
+    ) -> Result<Option<(String, KeyId)>, TrustError> {
+        let scope = format!("for channel `{channel}`");
+        match self.judge(
+            contents.digest,
+            contents.signature.as_ref(),
+            allowed,
+            &scope,
+        )? {
+            Verdict::Trusted { key, key_id, .. } => Ok(Some((key, key_id))),
+            Verdict::Unsigned { .. } if allow_unsigned => Ok(None),
+            Verdict::Unsigned { .. } => Err(TrustError::Unsigned { scope }),
+        }
+    }
+
     /// Whether no keys are trusted.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
@@ -275,5 +304,27 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(matches!(error, TrustError::BadSignature { .. }), "{error}");
+    }
+
+    #[test]
+    fn admit_takes_trusted_signers_and_unsigned_only_where_allowed() {
+        let bsp = generate_signing_key();
+        let store = TrustStore::new(BTreeMap::from([("bsp".to_owned(), public_key(&bsp))]));
+        let dir = package();
+        let unsigned = PackageContents::read(dir.path()).unwrap();
+        assert_eq!(store.admit(&unsigned, "acme", None, true), Ok(None));
+        let error = store.admit(&unsigned, "acme", None, false).unwrap_err();
+        assert_eq!(
+            error,
+            TrustError::Unsigned {
+                scope: "for channel `acme`".into()
+            }
+        );
+        sign_folder(dir.path(), &bsp).unwrap();
+        let signed = PackageContents::read(dir.path()).unwrap();
+        assert_eq!(
+            store.admit(&signed, "acme", None, false),
+            Ok(Some(("bsp".to_owned(), public_key(&bsp).id())))
+        );
     }
 }

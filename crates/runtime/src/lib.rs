@@ -59,7 +59,7 @@ use egress::{EgressClients, EgressPolicy};
 use redact::Redactor;
 use state::CallState;
 use storage::ChannelStorage;
-use switchboard_package::{PackageContents, TrustStore, Verdict};
+use switchboard_package::{PackageContents, TrustStore};
 use token_cache::TokenCache;
 
 /// How the operator set up the runtime.
@@ -296,36 +296,30 @@ impl AdapterRuntime {
             })?
             .to_vec();
         let grant = self.grants.get(channel);
-        let scope = format!("for channel `{channel}`");
-        let verdict = self
+        let allow_unsigned = grant
+            .and_then(|g| g.allow_unsigned)
+            .unwrap_or(self.options.trust.allow_unsigned);
+        let signer = self
             .options
             .trust
             .keys
-            .judge(
-                contents.digest,
-                contents.signature.as_ref(),
+            .admit(
+                &contents,
+                channel,
                 grant.and_then(|g| g.trusted_keys.as_ref()),
-                &scope,
+                allow_unsigned,
             )
             .map_err(|e| refused(e.to_string()))?;
-        match verdict {
-            Verdict::Trusted { key, key_id, .. } => {
-                tracing::debug!(channel = %channel, key = %key, %key_id, "package signature verified");
-                Ok((Some(key), bytes))
+        match &signer {
+            Some((key, key_id)) => {
+                tracing::debug!(channel = %channel, key = %key, %key_id, "package signature verified")
             }
-            Verdict::Unsigned { .. } => {
-                let allowed = grant
-                    .and_then(|g| g.allow_unsigned)
-                    .unwrap_or(self.options.trust.allow_unsigned);
-                if !allowed {
-                    return Err(refused(
-                        switchboard_package::TrustError::Unsigned { scope }.to_string(),
-                    ));
-                }
-                tracing::info!(channel = %channel, "loading an unsigned package (allowed by the configuration)");
-                Ok((None, bytes))
-            }
+            None => tracing::info!(
+                channel = %channel,
+                "loading an unsigned package (allowed by the configuration)"
+            ),
         }
+        Ok((signer.map(|(key, _)| key), bytes))
     }
 
     async fn prepare(

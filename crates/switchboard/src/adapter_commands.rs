@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use switchboard_package::keys::{public_key, read_signing_key, write_signing_key};
 use switchboard_package::{
-    PackageContents, PublicKey, TrustStore, Verdict, generate_signing_key, pack, sign_folder,
+    PackageContents, PublicKey, TrustError, TrustStore, generate_signing_key, pack, sign_folder,
     unpack,
 };
 use switchboard_runtime::Manifest;
@@ -185,57 +185,32 @@ pub async fn run(config_path: &Path, command: AdapterCommand) -> anyhow::Result<
         AdapterCommand::Verify { package, trust } => {
             let config = load_config_if_present(config_path)?;
             let opened = Opened::unpack(&package)?;
-            let mut store_keys = config
-                .as_ref()
-                .map(trusted_keys)
-                .transpose()?
-                .unwrap_or_default();
+            let (mut keys, allowed, allow_unsigned) =
+                channel_trust(config.as_ref(), &opened.manifest.adapter.name);
             for (i, key) in trust.iter().enumerate() {
                 let key = PublicKey::parse(key).map_err(anyhow::Error::msg)?;
-                store_keys.insert(format!("--trust #{}", i + 1), key);
+                keys.insert(format!("--trust #{}", i + 1), key);
             }
-            let channel = opened.manifest.adapter.name.clone();
-            let channel_config = config.as_ref().and_then(|c| c.channels.get(&channel));
-            let allowed = channel_config
-                .and_then(|c| c.trusted_keys.as_ref())
-                .map(|names| names.iter().cloned().collect());
+            let channel = &opened.manifest.adapter.name;
             println!(
                 "{}: channel `{channel}` v{}, digest {}",
                 package.display(),
                 opened.manifest.adapter.version,
                 opened.contents.digest
             );
-            match (
-                TrustStore::new(store_keys).judge(
-                    opened.contents.digest,
-                    opened.contents.signature.as_ref(),
-                    allowed.as_ref(),
-                    &format!("for channel `{channel}`"),
-                ),
-                opened.contents.signature.as_ref(),
-            ) {
-                (Ok(Verdict::Trusted { key, key_id, .. }), _) => {
+            match keys.admit(&opened.contents, channel, allowed.as_ref(), allow_unsigned) {
+                Ok(Some((key, key_id))) => {
                     println!("trusted: signed by `{key}` (key id {key_id})");
                     Ok(ExitCode::SUCCESS)
                 }
-                (Ok(Verdict::Unsigned { .. }), _) => {
-                    let allowed = unsigned_allowed(config.as_ref(), &channel);
+                Ok(None) => {
                     println!(
-                        "unsigned: {}",
-                        if allowed {
-                            "this host's configuration allows unsigned packages for the channel"
-                        } else {
-                            "this host refuses it (no allow_unsigned for the channel)"
-                        }
+                        "unsigned: this host's configuration allows unsigned packages for the channel"
                     );
-                    Ok(if allowed {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    })
+                    Ok(ExitCode::SUCCESS)
                 }
-                (Err(error), signature) => {
-                    if let Some(signature) = signature {
+                Err(error) => {
+                    if let Some(signature) = &opened.contents.signature {
                         println!("signed by key id {}", signature.key_id);
                     }
                     println!("refused: {error}");
@@ -333,28 +308,25 @@ fn load_config_if_present(path: &Path) -> anyhow::Result<Option<Config>> {
     }
 }
 
-fn trusted_keys(config: &Config) -> anyhow::Result<std::collections::BTreeMap<String, PublicKey>> {
-    config
-        .trust
-        .keys
-        .iter()
-        .map(|(name, key)| {
-            Ok((
-                name.clone(),
-                PublicKey::parse(key).map_err(anyhow::Error::msg)?,
-            ))
-        })
-        .collect()
-}
-
-fn unsigned_allowed(config: Option<&Config>, channel: &str) -> bool {
-    config.is_some_and(|config| {
-        config
-            .channels
-            .get(channel)
-            .and_then(|c| c.allow_unsigned)
-            .unwrap_or(config.trust.allow_unsigned)
-    })
+/// What the configuration (if any) trusts for `channel`: the trusted keys,
+/// the names that may sign its package (`None`: any), and whether an
+/// unsigned package is admitted — the same settings the host loads by.
+fn channel_trust(
+    config: Option<&Config>,
+    channel: &str,
+) -> (TrustStore, Option<std::collections::BTreeSet<String>>, bool) {
+    let Some(config) = config else {
+        return (TrustStore::default(), None, false);
+    };
+    let trust = config.runtime_options().trust;
+    let channel_config = config.channels.get(channel);
+    let allowed = channel_config
+        .and_then(|c| c.trusted_keys.as_ref())
+        .map(|names| names.iter().cloned().collect());
+    let allow_unsigned = channel_config
+        .and_then(|c| c.allow_unsigned)
+        .unwrap_or(trust.allow_unsigned);
+    (trust.keys, allowed, allow_unsigned)
 }
 
 /// Verify `package` against the configuration, put it in place of the
@@ -371,29 +343,19 @@ async fn install(
     let opened = Opened::unpack_into(package, &config.adapters_dir)?;
     let channel = opened.manifest.adapter.name.clone();
     let channel_config = config.channels.get(&channel);
-    let allowed = channel_config
-        .and_then(|c| c.trusted_keys.as_ref())
-        .map(|names| names.iter().cloned().collect());
-    let verdict = TrustStore::new(trusted_keys(config)?)
-        .judge(
-            opened.contents.digest,
-            opened.contents.signature.as_ref(),
-            allowed.as_ref(),
-            &format!("for channel `{channel}`"),
-        )
-        .map_err(|error| anyhow::anyhow!("{}: refused: {error}", package.display()))?;
-    let signer = match verdict {
-        Verdict::Trusted { key, .. } => format!("signed by `{key}`"),
-        Verdict::Unsigned { .. } => {
-            if !unsigned_allowed(Some(config), &channel) {
-                bail!(
-                    "{}: refused: unsigned, and `{}` does not allow unsigned packages for channel `{channel}`",
-                    package.display(),
-                    config_path.display()
-                );
-            }
-            "unsigned (allowed by the configuration)".to_owned()
-        }
+    let (keys, allowed, allow_unsigned) = channel_trust(Some(config), &channel);
+    let signer = match keys.admit(&opened.contents, &channel, allowed.as_ref(), allow_unsigned) {
+        Ok(signer) => signer,
+        Err(TrustError::Unsigned { .. }) => bail!(
+            "{}: refused: unsigned, and `{}` does not allow unsigned packages for channel `{channel}`",
+            package.display(),
+            config_path.display()
+        ),
+        Err(error) => bail!("{}: refused: {error}", package.display()),
+    };
+    let signer = match signer {
+        Some((key, _)) => format!("signed by `{key}`"),
+        None => "unsigned (allowed by the configuration)".to_owned(),
     };
     let folder_name = channel_config
         .and_then(|c| c.package.clone())
