@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ADAPTERS_DIR ?= dist/adapters
 
-.PHONY: demo test adapters build lint bench clean-demo
+.PHONY: demo test adapters build lint bench bench-e2e bench-ingest bench-reload clean-demo
 
 ## Run a win-back campaign end to end against the platform simulator.
 demo: adapters build
@@ -33,7 +33,22 @@ lint:
 ## Benchmarks (figures recorded in docs/benchmarks.md).
 bench: adapters
 	$(CARGO) bench -p switchboard-e2e --bench adapter_call
-	$(CARGO) bench -p switchboard-e2e --bench throughput
+	$(CARGO) bench -p switchboard-e2e --bench adapters
+
+## End-to-end throughput of the release binaries against a plain reqwest
+## loop into the same simulator; last line: `switchboard X msg/s, raw Y
+## msg/s, ratio Z`. COUNT=N recipients (default 100000).
+bench-e2e:
+	@bash scripts/bench-e2e.sh
+
+## Audience ingest speed and peak memory: `switchboard send --dry-run` over
+## 100k, 1M and 10M rows (SIZES="…" to choose).
+bench-ingest:
+	@bash scripts/bench-ingest.sh
+
+## Hot swap: a running host's reload of a new adapter version, timed.
+bench-reload:
+	@bash scripts/bench-reload.sh
 
 clean-demo:
 	rm -rf demo-out

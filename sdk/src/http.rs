@@ -245,25 +245,56 @@ pub const MAX_IN_FLIGHT: usize = 16;
 pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
     let mut results: Vec<Option<Result<Response, HttpError>>> = Vec::new();
     results.resize_with(requests.len(), || None);
-    let mut in_flight: std::collections::VecDeque<(usize, Pending)> = Default::default();
-    for (index, request) in requests.into_iter().enumerate() {
-        if in_flight.len() >= MAX_IN_FLIGHT
-            && let Some((oldest, pending)) = in_flight.pop_front()
-        {
-            results[oldest] = Some(pending.wait());
-        }
-        match request.start() {
-            Ok(pending) => in_flight.push_back((index, pending)),
-            Err(error) => results[index] = Some(Err(error)),
-        }
-    }
-    for (index, pending) in in_flight {
-        results[index] = Some(pending.wait());
-    }
+    send_all_then(requests, |index, result| results[index] = Some(result));
     results
         .into_iter()
         .map(|result| result.unwrap_or_else(|| Err(HttpError::Connection("not sent".into()))))
         .collect()
+}
+
+/// Send `requests` concurrently, at most [`MAX_IN_FLIGHT`] at a time, and
+/// hand each reply to `done` with the request's index as soon as it
+/// arrives (in arrival order). The requests in flight are waited on
+/// together (`wasi:io/poll`), so one wake-up collects every reply that is
+/// ready, and a slow reply does not hold back the others.
+pub fn send_all_then(
+    requests: Vec<Request>,
+    mut done: impl FnMut(usize, Result<Response, HttpError>),
+) {
+    let mut waiting = requests.into_iter().enumerate();
+    let mut in_flight: Vec<(usize, Pending)> = Vec::with_capacity(MAX_IN_FLIGHT);
+    loop {
+        while in_flight.len() < MAX_IN_FLIGHT {
+            let Some((index, request)) = waiting.next() else {
+                break;
+            };
+            match request.start() {
+                Ok(pending) => in_flight.push((index, pending)),
+                Err(error) => done(index, Err(error)),
+            }
+        }
+        if in_flight.is_empty() {
+            return;
+        }
+        let ready = {
+            let pollables: Vec<_> = in_flight
+                .iter()
+                .map(|(_, pending)| pending.future.subscribe())
+                .collect();
+            let refs: Vec<&wasip2::io::poll::Pollable> = pollables.iter().collect();
+            let mut ready = wasip2::io::poll::poll(&refs);
+            ready.sort_unstable();
+            ready
+        };
+        // Highest position first, so earlier positions stay valid.
+        for &position in ready.iter().rev() {
+            let position = position as usize;
+            if position < in_flight.len() {
+                let (index, pending) = in_flight.swap_remove(position);
+                done(index, pending.wait());
+            }
+        }
+    }
 }
 
 /// A request on its way.

@@ -26,6 +26,8 @@ use std::str::FromStr;
 
 use switchboard_contract::model::{AddressKind, Purpose};
 
+use crate::seen_ids::SeenIds;
+
 /// A problem with an audience file as a whole: nothing was read from it.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -464,14 +466,14 @@ pub enum AudienceRow {
 }
 
 /// Reads an audience file row by row, so that an audience of any size
-/// streams through the host in constant memory (apart from one small entry
-/// per profile id, to catch duplicates).
+/// streams through the host in constant memory (apart from 12 bytes per
+/// profile id, to catch duplicates: see [`crate::seen_ids`]).
 pub struct AudienceReader {
     path: PathBuf,
     reader: csv::Reader<std::io::BufReader<std::fs::File>>,
     columns: Vec<Column>,
     names: Vec<String>,
-    first_line_of: HashMap<u64, u64>,
+    seen: SeenIds,
     record: csv::ByteRecord,
     line_ends: LineCounter,
 }
@@ -495,7 +497,7 @@ impl AudienceReader {
             reader,
             columns,
             names,
-            first_line_of: HashMap::new(),
+            seen: SeenIds::new(),
             record: csv::ByteRecord::new(),
             line_ends: LineCounter::open(path),
         })
@@ -522,25 +524,18 @@ impl AudienceReader {
                 let start = self.record.position().map_or(start, |p| p.byte());
                 let line = self.line_ends.line_of(start);
                 let mut errors = Vec::new();
-                let id_hash = |id: &str| {
-                    use std::hash::{BuildHasher, Hasher};
-                    let mut hasher = ID_HASHER.build_hasher();
-                    hasher.write(id.as_bytes());
-                    hasher.finish()
-                };
-                let first_line_of = &self.first_line_of;
+                let seen = &self.seen;
                 let profile = read_row(
                     &path,
                     line,
                     &self.columns,
                     &self.record,
-                    |id| first_line_of.get(&id_hash(id)).copied(),
+                    |id| seen.first_line(id),
                     &mut errors,
                 );
                 Some(Ok(match profile {
                     Some(profile) => {
-                        self.first_line_of
-                            .insert(id_hash(&profile.profile_id), line);
+                        self.seen.insert(&profile.profile_id, line);
                         AudienceRow::Profile(profile, errors)
                     }
                     None => AudienceRow::Rejected(errors),
@@ -574,11 +569,6 @@ impl AudienceReader {
         }
     }
 }
-
-/// A fixed hasher for profile ids: duplicates are tracked by a 64-bit hash
-/// instead of the id itself, to keep memory small for large audiences.
-static ID_HASHER: std::sync::LazyLock<std::hash::RandomState> =
-    std::sync::LazyLock::new(std::hash::RandomState::new);
 
 /// Maps byte offsets to 1-based line numbers by counting `\n` in the file
 /// (the CSV reader's own line count is off by one for `\r\n` files).

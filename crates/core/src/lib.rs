@@ -20,4 +20,5 @@ pub mod consent;
 pub mod events;
 pub mod ingest;
 pub mod policy;
+mod seen_ids;
 pub mod template;

@@ -129,6 +129,14 @@ pub async fn run_campaign(
         let name = campaign.name.clone();
         let write = write.clone();
         let dispatched = Arc::clone(&dispatched);
+        let flush = {
+            let writer = Arc::clone(&writer);
+            move || match writer.lock().map(|mut writer| writer.flush()) {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "could not write result lines"),
+                Err(_) => tracing::error!("results writer poisoned"),
+            }
+        };
         tokio::spawn(async move {
             let handle = |settled: crate::engine::Settled| {
                 if settled.send.campaign != name {
@@ -145,7 +153,12 @@ pub async fn run_campaign(
                 tokio::select! {
                     biased;
                     event = events.recv() => match event {
-                        Ok(settled) => handle(settled),
+                        Ok(settled) => {
+                            handle(settled);
+                            if events.is_empty() {
+                                flush();
+                            }
+                        }
                         Err(RecvError::Lagged(missed)) => {
                             tracing::warn!(missed, "result lines fell behind");
                         }
@@ -209,8 +222,8 @@ pub async fn run_campaign(
                     campaign.name
                 )));
             }
-            match store.campaign_counts(&campaign.name).await {
-                Ok(counts) if counts.unsettled() == 0 => break Ok(()),
+            match store.campaign_unsettled(&campaign.name).await {
+                Ok(0) => break Ok(()),
                 Ok(_) => {}
                 Err(error) => break Err(anyhow::Error::new(error)),
             }

@@ -69,15 +69,21 @@ impl Entries {
         }
     }
 
-    /// Evict until `incoming` more bytes and one more key fit.
+    /// Evict until `incoming` more bytes and one more key fit. Once it has
+    /// to evict, it evicts down to an eighth below the budget, so that a
+    /// run of inserts past the budget sorts the entries once per eighth of
+    /// them, not on every insert (an adapter storing many tokens would
+    /// otherwise pay a scan and a sort of the whole cache per token).
     fn make_room(&mut self, incoming: usize, limits: TokenLimits) {
-        let now = Instant::now();
-        let fits = |e: &Self| {
-            e.values.len() < limits.max_entries && e.bytes + incoming <= limits.max_bytes
+        let below = |e: &Self, slack_entries: usize, slack_bytes: usize| {
+            e.values.len() + 1 + slack_entries <= limits.max_entries
+                && e.bytes + incoming + slack_bytes <= limits.max_bytes
         };
-        if fits(self) {
+        if below(self, 0, 0) {
             return;
         }
+        let (slack_entries, slack_bytes) = (limits.max_entries / 8, limits.max_bytes / 8);
+        let now = Instant::now();
         let expired: Vec<String> = self
             .values
             .iter()
@@ -87,7 +93,7 @@ impl Entries {
         for key in expired {
             self.remove(&key);
         }
-        if fits(self) {
+        if below(self, slack_entries, slack_bytes) {
             return;
         }
         let mut by_expiry: Vec<(Instant, String)> = self
@@ -97,7 +103,7 @@ impl Entries {
             .collect();
         by_expiry.sort();
         for (_, key) in by_expiry {
-            if fits(self) {
+            if below(self, slack_entries, slack_bytes) {
                 break;
             }
             self.remove(&key);
@@ -244,6 +250,37 @@ mod tests {
             .set("big", &"y".repeat(90), Duration::from_secs(50))
             .unwrap();
         assert!(cache.usage().1 <= 100);
+    }
+
+    #[test]
+    fn inserts_past_the_budget_evict_an_eighth_at_a_time() {
+        let cache = TokenCache::new(TokenLimits {
+            max_entries: 80,
+            max_bytes: 1 << 20,
+        });
+        for i in 0..80 {
+            cache
+                .set(&format!("k{i:02}"), "v", Duration::from_secs(100 + i))
+                .unwrap();
+        }
+        assert_eq!(cache.usage().0, 80);
+        // The 81st evicts the eleven soonest to expire (down to an eighth,
+        // ten entries, below the budget with it) and leaves room for ten more.
+        cache.set("new", "v", Duration::from_secs(1_000)).unwrap();
+        assert_eq!(cache.usage().0, 70);
+        assert_eq!(cache.get("k10"), None);
+        assert_eq!(cache.get("k11").as_deref(), Some("v"));
+        for i in 0..10 {
+            cache
+                .set(&format!("more{i}"), "v", Duration::from_secs(1_000))
+                .unwrap();
+        }
+        assert_eq!(
+            cache.usage().0,
+            80,
+            "no eviction until the budget is reached again"
+        );
+        assert_eq!(cache.get("k11").as_deref(), Some("v"));
     }
 
     #[test]

@@ -125,6 +125,11 @@ pub trait Store: Send + Sync + 'static {
     /// A campaign's sends and decisions, counted.
     async fn campaign_counts(&self, name: &str) -> StoreResult<CampaignCounts>;
 
+    /// How many of a campaign's sends are not settled yet (pending, leased
+    /// or retrying): what a one-shot run waits on, read without counting
+    /// the settled ones.
+    async fn campaign_unsettled(&self, name: &str) -> StoreResult<u64>;
+
     /// Cancel a campaign's sends that have not gone out. Returns how many.
     async fn cancel_campaign(&self, name: &str, now_ms: i64) -> StoreResult<u64>;
 

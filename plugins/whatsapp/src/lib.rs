@@ -120,17 +120,21 @@ impl Endpoint {
         Ok(Self { url, access_token })
     }
 
-    fn post(&self, body: &MessageRequest<'_>) -> Result<Receipt, SendError> {
-        let response = Request::post(&self.url)
+    /// The request that sends `body`.
+    fn request(&self, body: &MessageRequest<'_>) -> Request {
+        Request::post(&self.url)
             .bearer(&self.access_token)
             .json(body)
-            .send()?;
-        errors::interpret_response(
-            response.status,
-            response.header("retry-after"),
-            &response.body,
-        )
     }
+}
+
+/// The receipt, or the classified Graph error, in a reply to a send.
+fn receipt_from(response: &Response) -> Result<Receipt, SendError> {
+    errors::interpret_response(
+        response.status,
+        response.header("retry-after"),
+        &response.body,
+    )
 }
 
 /// A setting, or `default` when it is unset or blank.
@@ -147,15 +151,21 @@ impl Adapter for WhatsApp {
 
     fn send(batch: Vec<OutboundMessage>) -> Vec<Result<Receipt, SendError>> {
         let endpoint = Endpoint::load();
-        // One request per message, tagged with its index; each outcome is
-        // reported as soon as it is known.
-        outcomes::send_each(batch, |message| {
-            // Content is checked first: it is wrong whatever the configuration.
-            let result = MessageRequest::for_message(message).and_then(|body| {
+        // One request per message, tagged with its index, the batch's
+        // requests in flight together; each outcome is reported as soon as
+        // it is known.
+        let outcomes = outcomes::send_each_concurrently(
+            &batch,
+            |message| {
+                // Content is checked first: it is wrong whatever the configuration.
+                let body = MessageRequest::for_message(message)?;
                 let endpoint = endpoint.as_ref().map_err(Clone::clone)?;
-                endpoint.post(&body)
-            });
-            if let Err(error) = &result {
+                Ok(endpoint.request(&body))
+            },
+            |_, response| receipt_from(&response),
+        );
+        for (message, outcome) in batch.iter().zip(&outcomes) {
+            if let Err(error) = outcome {
                 let failure = error.failure();
                 log::warn(&format!(
                     "send {} (attempt {}) failed: {} code `{}`: {}",
@@ -166,8 +176,8 @@ impl Adapter for WhatsApp {
                     failure.message
                 ));
             }
-            result
-        })
+        }
+        outcomes
     }
 
     fn handle_webhook(request: HttpRequest) -> WebhookResult {

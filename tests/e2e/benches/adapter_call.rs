@@ -1,6 +1,10 @@
 //! Per-message cost of an adapter call: a fresh store and instance plus
 //! `send`, against an in-process HTTP responder on loopback that answers
-//! like the WhatsApp Cloud API. One message, and a batch of 100.
+//! like the WhatsApp Cloud API. One message, and a full batch (50, the
+//! adapter's `max_batch_size`). Beside them, in the same run, the plain
+//! reqwest round trips to the same responder with the same requests in
+//! flight (1, and 50 with the SDK's bound of 16 at once): the adapter
+//! path's overhead is the difference.
 //!
 //! `cargo bench -p switchboard-e2e --bench adapter_call`
 
@@ -9,10 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures::StreamExt;
 use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
 use switchboard_runtime::{AdapterRuntime, ChannelGrant, RuntimeOptions, SandboxLimits};
+
+/// A full WhatsApp batch (the adapter's `max_batch_size`).
+const BATCH: usize = 50;
+/// Requests the SDK keeps in flight per call (`send_all`'s bound).
+const IN_FLIGHT: usize = 16;
 
 async fn responder() -> String {
     let app = axum::Router::new().route(
@@ -55,12 +65,12 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    let base_url = rt.block_on(responder());
     let adapter = rt.block_on(async {
-        let base_url = responder().await;
         let grant = ChannelGrant {
             settings: HashMap::from([("phone_number_id".to_owned(), "100000000000001".to_owned())]),
             secrets: HashMap::from([("access_token".to_owned(), "token".to_owned())]),
-            endpoints: [("graph.facebook.com".to_owned(), base_url)].into(),
+            endpoints: [("graph.facebook.com".to_owned(), base_url.clone())].into(),
             ..ChannelGrant::default()
         };
         let options = RuntimeOptions {
@@ -83,7 +93,7 @@ fn bench(c: &mut Criterion) {
     });
     let adapter = Arc::clone(&adapter);
     let one = vec![message(0)];
-    let hundred: Vec<_> = (0..100).map(message).collect();
+    let batch: Vec<_> = (0..BATCH).map(message).collect();
 
     let mut group = c.benchmark_group("whatsapp_adapter_send");
     group.measurement_time(Duration::from_secs(10));
@@ -94,14 +104,60 @@ fn bench(c: &mut Criterion) {
             assert!(results[0].is_ok());
         })
     });
-    group.throughput(Throughput::Elements(100));
-    group.bench_function("fresh_instance_plus_send_batch_100", |b| {
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("fresh_instance_plus_send_batch_50", |b| {
         b.to_async(&rt).iter(|| async {
-            let results = adapter.send(&hundred).await.unwrap();
+            let results = adapter.send(&batch).await.unwrap();
             assert!(results.iter().all(Result::is_ok));
         })
     });
     group.finish();
+
+    // The ceiling: the same request bodies straight from reqwest.
+    let client = reqwest::Client::new();
+    let url = format!("{base_url}/v21.0/100000000000001/messages");
+    let post = |i: usize| {
+        let request = client
+            .post(&url)
+            .bearer_auth("token")
+            .json(&request_body(i));
+        async move {
+            let response = request.send().await.unwrap();
+            assert!(response.status().is_success());
+            response.bytes().await.unwrap()
+        }
+    };
+    let mut group = c.benchmark_group("plain_reqwest_round_trip");
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("one_request", |b| b.to_async(&rt).iter(|| post(0)));
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("batch_50_with_16_in_flight", |b| {
+        b.to_async(&rt).iter(|| async {
+            futures::stream::iter(0..BATCH)
+                .map(post)
+                .buffer_unordered(IN_FLIGHT)
+                .for_each(|_| async {})
+                .await
+        })
+    });
+    group.finish();
+}
+
+/// What the WhatsApp adapter posts for [`message`]`(i)`.
+fn request_body(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "4915112345678",
+        "type": "template",
+        "biz_opaque_callback_data": format!("{i:064x}"),
+        "template": {
+            "name": "winback_offer",
+            "language": {"code": "en_US"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Jane"}]}]
+        }
+    })
 }
 
 criterion_group!(benches, bench);

@@ -43,6 +43,16 @@ pub(crate) fn campaign(connection: &Connection, name: &str) -> JobResult<Option<
         .optional()?)
 }
 
+/// Sends of a campaign in the states a run waits on, counted through the
+/// `(campaign, state)` index without reading the settled ones.
+pub(crate) fn campaign_unsettled(connection: &Connection, name: &str) -> JobResult<u64> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT COUNT(*) FROM sends WHERE campaign = ?1 AND state IN ('pending', 'leased', 'retrying')",
+        )?
+        .query_row([name], |row| row.get(0))?)
+}
+
 pub(crate) fn campaign_counts(connection: &Connection, name: &str) -> JobResult<CampaignCounts> {
     let mut counts = CampaignCounts::default();
     let rows = connection

@@ -606,7 +606,10 @@ async fn a_campaign_is_counted_cancelled_and_its_dead_letters_retried() {
         )
         .await
         .unwrap();
+    assert_eq!(store.campaign_unsettled("winback").await.unwrap(), 4);
     store.claim(claim("whatsapp", "o", 2, 0)).await.unwrap();
+    // Leased sends are still unsettled.
+    assert_eq!(store.campaign_unsettled("winback").await.unwrap(), 4);
     let failed = |key: &str| Settlement {
         key: key.into(),
         outcome: Outcome::Failed {
@@ -623,6 +626,9 @@ async fn a_campaign_is_counted_cancelled_and_its_dead_letters_retried() {
         .unwrap();
     let counts = store.campaign_counts("winback").await.unwrap();
     assert_eq!(counts.by_state["pending"], 2);
+    assert_eq!(store.campaign_unsettled("winback").await.unwrap(), 2);
+    assert_eq!(counts.unsettled(), 2);
+    assert_eq!(store.campaign_unsettled("another").await.unwrap(), 0);
     assert_eq!(counts.by_reason["failed:auth_failed"], 1);
     assert_eq!(counts.open(), 2);
     assert_eq!(store.cancel_campaign("winback", 2).await.unwrap(), 2);
@@ -637,6 +643,7 @@ async fn a_campaign_is_counted_cancelled_and_its_dead_letters_retried() {
         1
     );
     assert_eq!(state(&store, "k0").await, "pending");
+    assert_eq!(store.campaign_unsettled("winback").await.unwrap(), 1);
     assert_eq!(
         keys(&store.claim(claim("whatsapp", "o", 10, 3)).await.unwrap()),
         ["k0"]
