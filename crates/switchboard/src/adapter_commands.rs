@@ -372,12 +372,34 @@ async fn install(
         }
         return Err(error).with_context(|| format!("installing into {}", destination.display()));
     }
+    // Load it once here, as the host would: a package the host cannot load
+    // is refused before a running host sees it (the previous version is put
+    // back), and its native code lands in the compiled-component cache, so
+    // the running host's reload swaps it in without compiling.
+    let compiled = std::time::Instant::now();
+    if let Err(error) = precompile(config_path, config, &destination).await {
+        let refused = opened.folder.path().join("refused");
+        let _ = std::fs::rename(&destination, &refused);
+        if previous.exists() {
+            let _ = std::fs::rename(&previous, &destination);
+        }
+        bail!(
+            "{}: refused: the host cannot load it: {error:#}",
+            package.display()
+        );
+    }
+    let compiled = compiled.elapsed();
     println!(
         "installed `{channel}` v{} ({}, digest {}) into {}",
         opened.manifest.adapter.version,
         signer,
         opened.contents.digest,
         destination.display()
+    );
+    println!(
+        "checked and compiled in {} ms (cached in {} for the running host)",
+        compiled.as_millis(),
+        config.cache_dir.display()
     );
     let Some(admin_url) = admin_url else {
         return Ok(ExitCode::SUCCESS);
@@ -392,6 +414,19 @@ async fn install(
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Load the package installed at `destination` into a runtime configured
+/// like the host's (which compiles it into the configured cache).
+async fn precompile(config_path: &Path, config: &Config, destination: &Path) -> anyhow::Result<()> {
+    let runtime = switchboard_runtime::AdapterRuntime::new(
+        config.runtime_options(),
+        config.grants(config_path)?,
+    )?;
+    runtime
+        .load_package(&destination.join("manifest.toml"))
+        .await?;
+    Ok(())
 }
 
 /// `POST /api/adapters/reload` on the running host's admin API, with the

@@ -312,6 +312,38 @@ async fn only_packages_signed_by_a_trusted_key_load_and_a_new_version_swaps_in_m
     );
     let loaded = channels(&client, &admin).await;
     assert_eq!(channel(&loaded, "whatsapp").unwrap()["version"], "1.1.0");
+
+    // A signed package whose component the host cannot load is refused at
+    // install, before any host sees it; the installed version stays.
+    let broken = whatsapp_package(dir.path(), "1.2.0");
+    let broken_component = std::fs::read_dir(&broken)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .unwrap();
+    std::fs::write(&broken_component, b"not a component").unwrap();
+    let signed_broken = dir.path().join("whatsapp-1.2.0.sbpkg");
+    pack(&config, &broken, Some(&bsp_key), &signed_broken);
+    let install = switchboard(
+        &config,
+        &[
+            "adapter",
+            "install",
+            signed_broken.to_str().unwrap(),
+            "--admin-url",
+            &admin,
+        ],
+    );
+    assert!(!install.status.success(), "{}", stdout(&install));
+    assert!(
+        stdout(&install).contains("refused: the host cannot load it"),
+        "{}",
+        stdout(&install)
+    );
+    let manifest = std::fs::read_to_string(packages.path().join("whatsapp/manifest.toml")).unwrap();
+    assert!(manifest.contains("version = \"1.1.0\""), "{manifest}");
+    let loaded = channels(&client, &admin).await;
+    assert_eq!(channel(&loaded, "whatsapp").unwrap()["version"], "1.1.0");
     drop(serve);
     tokio::time::sleep(Duration::from_millis(10)).await;
     simulator.shutdown().await.unwrap();
