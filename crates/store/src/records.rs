@@ -45,6 +45,11 @@ pub enum SendState {
 
 impl SendState {
     /// Every state.
+    /// The states a one-shot run waits on: the send has not settled yet.
+    pub const UNSETTLED: [SendState; 3] =
+        [SendState::Pending, SendState::Leased, SendState::Retrying];
+
+    /// Every state.
     pub const ALL: [SendState; 9] = [
         SendState::Pending,
         SendState::Leased,
@@ -400,7 +405,7 @@ impl CampaignCounts {
 
     /// Sends that still need work soon: everything open except deferrals.
     pub fn unsettled(&self) -> u64 {
-        [SendState::Pending, SendState::Leased, SendState::Retrying]
+        SendState::UNSETTLED
             .iter()
             .map(|state| self.by_state.get(state.as_str()).copied().unwrap_or(0))
             .sum()

@@ -43,13 +43,21 @@ pub(crate) fn campaign(connection: &Connection, name: &str) -> JobResult<Option<
         .optional()?)
 }
 
-/// Sends of a campaign in the states a run waits on, counted through the
-/// `(campaign, state)` index without reading the settled ones.
+/// Sends of a campaign in the states a run waits on
+/// ([`SendState::UNSETTLED`]), counted through the `(campaign, state)`
+/// index without reading the settled ones.
 pub(crate) fn campaign_unsettled(connection: &Connection, name: &str) -> JobResult<u64> {
+    // The states are our own constant names; a literal list keeps the plan
+    // the index's equality lookups.
+    let states: Vec<String> = SendState::UNSETTLED
+        .iter()
+        .map(|state| format!("'{}'", state.as_str()))
+        .collect();
     Ok(connection
-        .prepare_cached(
-            "SELECT COUNT(*) FROM sends WHERE campaign = ?1 AND state IN ('pending', 'leased', 'retrying')",
-        )?
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM sends WHERE campaign = ?1 AND state IN ({})",
+            states.join(", ")
+        ))?
         .query_row([name], |row| row.get(0))?)
 }
 
