@@ -3,15 +3,18 @@
 CARGO ?= cargo
 ADAPTERS_DIR ?= dist/adapters
 
-.PHONY: demo test adapters build lint bench bench-e2e bench-ingest bench-reload clean-demo
+.PHONY: demo test adapters build lint bench bench-e2e bench-ingest bench-reload bench-scale bench-triggers clean-demo
 
 ## Run a win-back campaign end to end against the platform simulator.
 demo: adapters build
 	@bash scripts/demo.sh
 
 ## Every test: unit, adapter, simulator, end-to-end and sandbox; and the
-## JavaScript adapters' own unit tests (Node.js).
+## JavaScript adapters' own unit tests (Node.js). The PostgreSQL store and
+## multi-node tests use the server at 127.0.0.1:5432 (started or installed
+## if missing).
 test: adapters
+	@bash scripts/ensure-postgres.sh
 	$(CARGO) test --workspace
 	@for dir in plugins/*/; do \
 	  if [ -f "$$dir/package.json" ]; then (cd "$$dir" && npm test --silent) || exit 1; fi; \
@@ -49,6 +52,16 @@ bench-ingest:
 ## Hot swap: a running host's reload of a new adapter version, timed.
 bench-reload:
 	@bash scripts/bench-reload.sh
+
+## Scale-out: one, two and three `serve` nodes on one PostgreSQL outbox
+## against one on SQLite (COUNT=N recipients, NODES="1 2 3").
+bench-scale:
+	@bash scripts/bench-scale.sh
+
+## Trigger latency, event to platform, under a steady load of events
+## (RATE=events/s, SECONDS=duration).
+bench-triggers: adapters
+	$(CARGO) bench -p switchboard-e2e --bench trigger_latency
 
 clean-demo:
 	rm -rf demo-out

@@ -17,7 +17,20 @@
 //! language = "en_US"                # optional
 //! parameters = ["{{name}}"]         # positional ("1", "2", ...) or a table: { name = "{{name}}" }
 //! link = "https://shop.example/back"   # optional
+//!
+//! [trigger]                         # optional: send on events, not to an audience file
+//! event = "cart_abandoned"          # the event that starts it (`POST /api/events`)
+//! wait = "30m"                      # optional: how long after the event (default 0s)
+//! cancel_on = ["order_placed"]      # optional: events for the same profile that cancel it
+//! deadline = "60m"                  # optional: never later than this after the event
+//!                                   # (default: the wait plus 24h); past it, skipped
+//!                                   # with reason `deadline_passed`
 //! ```
+//!
+//! A triggered campaign's recipients come from its events: each event's
+//! properties are read like an audience row (`phone`, `country`,
+//! `consent_<channel>_<purpose>`, `<channel>_id`, and any attribute a
+//! placeholder names).
 //!
 //! [`load_campaign`] checks the file on its own (types, unknown keys,
 //! placeholder syntax); [`Campaign::validate`] checks it against the loaded
@@ -152,10 +165,28 @@ pub struct Campaign {
     pub message: Message,
     /// Templates by channel name.
     pub templates: BTreeMap<String, TemplateSpec>,
+    /// Send on events rather than to an audience file.
+    pub trigger: Option<Trigger>,
     /// The 1-based line where each field was written, by field path
     /// (`purpose`, `route[0]`, `templates.whatsapp`, ...), for error
     /// messages. Empty for campaigns built in code.
     pub lines: BTreeMap<String, usize>,
+}
+
+/// When a triggered campaign sends: on an event, after a wait, unless a
+/// cancelling event for the same profile came first, and never past a
+/// deadline (the abandoned-cart nudge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// The event name that starts it, e.g. `cart_abandoned`.
+    pub event: String,
+    /// How long after the event the message goes out, ms.
+    pub wait_ms: i64,
+    /// Events that cancel it when they arrive for the same profile first.
+    pub cancel_on: Vec<String>,
+    /// The latest it may go out after the event, ms; past it, skipped
+    /// with reason `deadline_passed`.
+    pub deadline_ms: i64,
 }
 
 /// The idempotency key of one message: the lowercase hex SHA-256 of
@@ -177,6 +208,41 @@ pub fn idempotency_key(campaign: &str, profile_id: &str, channel: &str, step: u3
     hasher.update([0x1f]);
     hasher.update(step.to_string().as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// The idempotency key of a triggered message: like [`idempotency_key`],
+/// with the event's id beside the profile's, so that each event sends at
+/// most once and a replayed event sends nothing.
+pub fn trigger_key(trigger: &str, profile_id: &str, event_id: &str, channel: &str) -> String {
+    idempotency_key(
+        trigger,
+        &format!("{profile_id}\u{1f}{event_id}"),
+        channel,
+        0,
+    )
+}
+
+/// The key of the message that carries on, on `next_channel`, after the
+/// send `current_key` (on `current_channel`) reached nobody. A campaign's
+/// sends keep the format of [`idempotency_key`] (step 0 on each channel),
+/// so a re-run finds them; any other send (a trigger's) derives the next
+/// key from its own, so two events' fall-backs never share a key.
+pub fn next_channel_key(
+    campaign: &str,
+    profile_id: &str,
+    current_channel: &str,
+    current_key: &str,
+    next_channel: &str,
+) -> String {
+    if current_key == idempotency_key(campaign, profile_id, current_channel, 0) {
+        idempotency_key(campaign, profile_id, next_channel, 0)
+    } else {
+        let mut hasher = Sha256::new();
+        hasher.update(current_key.as_bytes());
+        hasher.update([0x1f]);
+        hasher.update(next_channel.as_bytes());
+        hex::encode(hasher.finalize())
+    }
 }
 
 /// Read and check a campaign file; see the [module docs](self) for the format.
@@ -240,7 +306,11 @@ const TOP_KEYS: &[&str] = &[
     "ttl_seconds",
     "message",
     "templates",
+    "trigger",
 ];
+const TRIGGER_KEYS: &[&str] = &["event", "wait", "cancel_on", "deadline"];
+/// The deadline when a trigger names none: a day after the wait.
+const DEFAULT_DEADLINE_AFTER_WAIT_MS: i64 = 24 * 3600 * 1000;
 const MESSAGE_KEYS: &[&str] = &["text"];
 const TEMPLATE_KEYS: &[&str] = &["name", "language", "parameters", "link"];
 
@@ -482,6 +552,11 @@ impl<'a> Doc<'a> {
             ));
         }
 
+        let trigger = match root.get("trigger") {
+            None => None,
+            Some(value) => Some(self.trigger(value)?),
+        };
+
         Ok(Campaign {
             name,
             purpose,
@@ -490,8 +565,120 @@ impl<'a> Doc<'a> {
             ttl_seconds,
             message,
             templates,
+            trigger,
             lines: self.lines,
         })
+    }
+
+    fn trigger(&mut self, value: &toml::Spanned<DeValue<'_>>) -> Result<Trigger, CampaignError> {
+        let DeValue::Table(table) = value.get_ref() else {
+            return Err(self.error(
+                Some(&value.span()),
+                "trigger",
+                format!(
+                    "expected a table, found {}",
+                    article(value.get_ref().type_str())
+                ),
+            ));
+        };
+        self.remember("trigger", &value.span());
+        self.known_keys(table, "trigger.", TRIGGER_KEYS)?;
+        let event_name = |doc: &Self, item: &toml::Spanned<DeValue<'_>>, field: &str| {
+            let name = doc.string(item, field)?;
+            if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
+                return Err(doc.error(
+                    Some(&item.span()),
+                    field,
+                    format!("`{name}` is not an event name (no spaces, not empty)"),
+                ));
+            }
+            Ok(name)
+        };
+        let event = match table.get("event") {
+            None => {
+                return Err(self.error(
+                    Some(&value.span()),
+                    "trigger.event",
+                    "missing: name the event that starts it, e.g. event = \"cart_abandoned\"",
+                ));
+            }
+            Some(item) => event_name(self, item, "trigger.event")?,
+        };
+        let wait_ms = match table.get("wait") {
+            None => 0,
+            Some(item) => self.duration(item, "trigger.wait")?,
+        };
+        let mut cancel_on = Vec::new();
+        if let Some(item) = table.get("cancel_on") {
+            let DeValue::Array(items) = item.get_ref() else {
+                return Err(self.error(
+                    Some(&item.span()),
+                    "trigger.cancel_on",
+                    format!(
+                        "expected a list of event names, found {}",
+                        article(item.get_ref().type_str())
+                    ),
+                ));
+            };
+            for (index, name) in items.iter().enumerate() {
+                let field = format!("trigger.cancel_on[{index}]");
+                let name = event_name(self, name, &field)?;
+                if name == event {
+                    return Err(self.error(
+                        Some(&item.span()),
+                        &field,
+                        format!("`{name}` is the event that starts the trigger; it cannot also cancel it"),
+                    ));
+                }
+                cancel_on.push(name);
+            }
+        }
+        let deadline_ms = match table.get("deadline") {
+            None => wait_ms.saturating_add(DEFAULT_DEADLINE_AFTER_WAIT_MS),
+            Some(item) => {
+                let deadline = self.duration(item, "trigger.deadline")?;
+                if deadline < wait_ms {
+                    return Err(self.error(
+                        Some(&item.span()),
+                        "trigger.deadline",
+                        "is shorter than `trigger.wait`: nothing could ever go out",
+                    ));
+                }
+                deadline
+            }
+        };
+        Ok(Trigger {
+            event,
+            wait_ms,
+            cancel_on,
+            deadline_ms,
+        })
+    }
+
+    /// A duration such as `"30m"`, `"1h 30m"`, `"90s"` or `"PT30M"`, in ms.
+    fn duration(
+        &self,
+        value: &toml::Spanned<DeValue<'_>>,
+        field: &str,
+    ) -> Result<i64, CampaignError> {
+        let text = self.string(value, field)?;
+        let invalid = |why: String| {
+            self.error(
+                Some(&value.span()),
+                field,
+                format!(
+                    "`{text}` is not a duration ({why}); write e.g. \"30m\", \"1h 30m\" or \"90s\""
+                ),
+            )
+        };
+        let duration: jiff::SignedDuration = text
+            .trim()
+            .parse()
+            .map_err(|e: jiff::Error| invalid(e.to_string()))?;
+        if duration.is_negative() {
+            return Err(invalid("it is negative".into()));
+        }
+        i64::try_from(duration.as_millis()).map_err(|_| invalid("it is too long".into()))
     }
 
     fn route(&mut self, value: &toml::Spanned<DeValue<'_>>) -> Result<Vec<String>, CampaignError> {
@@ -712,6 +899,26 @@ impl Campaign {
         channels: &BTreeMap<String, ChannelInfo>,
         audience_columns: &[String],
     ) -> Result<(), Vec<CampaignError>> {
+        self.check(path_for_errors, channels, Some(audience_columns))
+    }
+
+    /// Check a triggered campaign against the loaded channels. Its
+    /// placeholders name event properties, which only each event has: one
+    /// an event lacks skips that profile with `missing_attribute`.
+    pub fn validate_triggered(
+        &self,
+        path_for_errors: &Path,
+        channels: &BTreeMap<String, ChannelInfo>,
+    ) -> Result<(), Vec<CampaignError>> {
+        self.check(path_for_errors, channels, None)
+    }
+
+    fn check(
+        &self,
+        path_for_errors: &Path,
+        channels: &BTreeMap<String, ChannelInfo>,
+        audience_columns: Option<&[String]>,
+    ) -> Result<(), Vec<CampaignError>> {
         let mut errors = Vec::new();
         let error = |field: &str, message: String| CampaignError::Field {
             file: path_for_errors.to_path_buf(),
@@ -824,11 +1031,17 @@ impl Campaign {
                 texts.push((format!("templates.{channel}.link"), link));
             }
         }
-        let columns: BTreeSet<&str> = audience_columns.iter().map(String::as_str).collect();
+        let columns: BTreeSet<&str> = audience_columns
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
         for (field, text) in texts {
             match template::placeholders(text) {
                 Err(err) => errors.push(error(&field, err.to_string())),
+                Ok(_) if audience_columns.is_none() => {}
                 Ok(names) => {
+                    let audience_columns = audience_columns.unwrap_or_default();
                     for name in names.iter().filter(|name| !columns.contains(name.as_str())) {
                         let hint = suggestion(name, audience_columns)
                             .map(|column| format!("; did you mean `{column}`?"))
@@ -996,6 +1209,83 @@ link = "https://shop.example/back?u={{profile_id}}"
     }
 
     #[test]
+    fn a_trigger_reads_its_wait_cancel_events_and_deadline() {
+        let base = "name = \"cart\"\npurpose = \"marketing\"\nroute = [\"whatsapp\"]\n[message]\ntext = \"hi\"\n";
+        let c = parse(&format!(
+            "{base}[trigger]\nevent = \"cart_abandoned\"\nwait = \"30m\"\ncancel_on = [\"order_placed\"]\ndeadline = \"1h\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.trigger,
+            Some(Trigger {
+                event: "cart_abandoned".into(),
+                wait_ms: 30 * 60_000,
+                cancel_on: vec!["order_placed".into()],
+                deadline_ms: 60 * 60_000,
+            })
+        );
+        // Defaults: no wait, nothing cancels, a deadline a day after the wait.
+        let c = parse(&format!("{base}[trigger]\nevent = \"signup\"\n")).unwrap();
+        let trigger = c.trigger.unwrap();
+        assert_eq!(
+            (trigger.wait_ms, trigger.deadline_ms),
+            (0, 24 * 3600 * 1000)
+        );
+        assert!(parse(base).unwrap().trigger.is_none());
+
+        for (table, expected) in [
+            (
+                "wait = \"soon\"",
+                "field `trigger.wait`: `soon` is not a duration",
+            ),
+            (
+                "wait = \"-5m\"",
+                "field `trigger.wait`: `-5m` is not a duration",
+            ),
+            (
+                "wait = \"2h\"\ndeadline = \"1h\"",
+                "field `trigger.deadline`: is shorter than `trigger.wait`",
+            ),
+            (
+                "cancel_on = [\"signup\"]",
+                "field `trigger.cancel_on[0]`: `signup` is the event that starts the trigger",
+            ),
+            (
+                "cancel_on = \"order_placed\"",
+                "field `trigger.cancel_on`: expected a list of event names, found a string",
+            ),
+            ("delay = \"5m\"", "field `trigger.delay`: unknown key"),
+        ] {
+            let text = format!("{base}[trigger]\nevent = \"signup\"\n{table}\n");
+            let error = parse_err(&text);
+            assert!(error.contains(expected), "{table}: {error}");
+        }
+        let error = parse_err(&format!("{base}[trigger]\nwait = \"5m\"\n"));
+        assert!(error.contains("field `trigger.event`: missing"), "{error}");
+    }
+
+    #[test]
+    fn a_trigger_key_differs_per_event_and_a_campaign_fall_back_key_keeps_its_format() {
+        assert_ne!(
+            trigger_key("cart", "p1", "e1", "whatsapp"),
+            trigger_key("cart", "p1", "e2", "whatsapp")
+        );
+        let first = idempotency_key("winback", "p1", "whatsapp", 0);
+        assert_eq!(
+            next_channel_key("winback", "p1", "whatsapp", &first, "line"),
+            idempotency_key("winback", "p1", "line", 0)
+        );
+        let one = trigger_key("cart", "p1", "e1", "whatsapp");
+        let two = trigger_key("cart", "p1", "e2", "whatsapp");
+        let next_one = next_channel_key("cart", "p1", "whatsapp", &one, "line");
+        assert_ne!(
+            next_one,
+            next_channel_key("cart", "p1", "whatsapp", &two, "line")
+        );
+        assert_ne!(next_one, idempotency_key("cart", "p1", "line", 0));
+    }
+
+    #[test]
     fn named_parameters_keep_the_written_order() {
         let c = parse(
             r#"
@@ -1035,7 +1325,7 @@ parameters = { zeta = "{{a}}", alpha = "{{b}}", mid = "c" }
             parse_err(&format!(
                 "{base}colour = \"red\"\n[message]\ntext = \"hi\"\n"
             )),
-            "campaigns/winback.toml:4: field `colour`: unknown key (expected one of: name, purpose, route, window, ttl_seconds, message, templates)"
+            "campaigns/winback.toml:4: field `colour`: unknown key (expected one of: name, purpose, route, window, ttl_seconds, message, templates, trigger)"
         );
         assert_eq!(
             parse_err(&format!("{base}[message]\ntext = \"hi\"\nbody = \"x\"\n")),

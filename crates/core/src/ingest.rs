@@ -651,6 +651,61 @@ pub fn read_audience(path: &Path) -> Result<Audience, IngestError> {
     Ok(audience)
 }
 
+/// Read a profile from named fields rather than a CSV row: an event's
+/// properties, for a triggered campaign. The names mean what audience
+/// columns mean (`phone`, `country`, `consent_<channel>_<purpose>`,
+/// `<channel>_id`, anything else an attribute), `profile_id` is the event's,
+/// and `source` and `index` (1-based, in the batch) name it in errors.
+/// Returns the profile with any field problems, or every problem when no
+/// profile could be made.
+pub fn profile_from_fields(
+    source: &Path,
+    index: u64,
+    profile_id: &str,
+    fields: &BTreeMap<String, String>,
+) -> Result<(Profile, Vec<RowError>), Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut columns = vec![Column {
+        name: "profile_id".to_owned(),
+        role: Role::ProfileId,
+    }];
+    let mut record = csv::ByteRecord::new();
+    record.push_field(profile_id.as_bytes());
+    let mut seen: HashMap<String, String> = HashMap::new();
+    seen.insert("profile_id".to_owned(), "profile_id".to_owned());
+    for (name, value) in fields {
+        let lower = name.trim().to_ascii_lowercase();
+        let problem = |message: String| RowError {
+            file: source.to_path_buf(),
+            line: index,
+            field: name.clone(),
+            message,
+        };
+        if let Some(first) = seen.insert(lower.clone(), name.clone()) {
+            errors.push(problem(if first == "profile_id" {
+                "the profile id is the event's `profile_id`; this property is ignored".to_owned()
+            } else {
+                format!("the same name as `{first}` (names are not case-sensitive); ignored")
+            }));
+            continue;
+        }
+        match role_of(&lower) {
+            Ok(role) => {
+                columns.push(Column {
+                    name: name.trim().to_owned(),
+                    role,
+                });
+                record.push_field(value.as_bytes());
+            }
+            Err(message) => errors.push(problem(format!("{message}; ignored"))),
+        }
+    }
+    match read_row(source, index, &columns, &record, |_| None, &mut errors) {
+        Some(profile) => Ok((profile, errors)),
+        None => Err(errors),
+    }
+}
+
 /// Turn one record into a profile, pushing any problems to `errors`.
 /// Returns `None` when the row is rejected.
 fn read_row(

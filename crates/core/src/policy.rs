@@ -88,6 +88,16 @@ pub enum SkipReason {
     /// quiet-hours time zone); holds why. Nothing is sent rather than risk
     /// breaking the rule.
     InvalidChannelPolicy(String),
+    /// The profile already had as many messages on this channel in the
+    /// cap's period as the operator allows.
+    FrequencyCap {
+        /// Messages allowed in the period.
+        max: u32,
+        /// The period, in words (`day`, `week`).
+        period: &'static str,
+        /// Messages already sent or queued in it.
+        count: u32,
+    },
 }
 
 impl SkipReason {
@@ -104,6 +114,7 @@ impl SkipReason {
             SkipReason::NoContent(_) => "no_content",
             SkipReason::InvalidContent(_) => "invalid_content",
             SkipReason::InvalidChannelPolicy(_) => "invalid_channel_policy",
+            SkipReason::FrequencyCap { .. } => "frequency_cap",
         }
     }
 }
@@ -133,8 +144,65 @@ impl fmt::Display for SkipReason {
             SkipReason::NoContent(why) => f.write_str(why),
             SkipReason::InvalidContent(why) => write!(f, "the content cannot be rendered: {why}"),
             SkipReason::InvalidChannelPolicy(why) => write!(f, "the channel's declared rules cannot be applied: {why}"),
+            SkipReason::FrequencyCap { max, period, count } => write!(
+                f,
+                "frequency cap: {count} message{} on this channel in the last {period} already (at most {max} per {period}, across campaigns and triggers)",
+                if *count == 1 { "" } else { "s" }
+            ),
         }
     }
+}
+
+/// At most `max` messages to one profile on one channel in a moving
+/// `period_ms`, counted across every campaign and trigger (the operator's
+/// `frequency_caps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    /// Messages allowed in the period.
+    pub max: u32,
+    /// The period, ms.
+    pub period_ms: i64,
+    /// The period in words, for reasons (`day`, `week`).
+    pub period: &'static str,
+}
+
+impl FrequencyCap {
+    /// A cap per moving day.
+    pub fn per_day(max: u32) -> Self {
+        Self {
+            max,
+            period_ms: 24 * 3600 * 1000,
+            period: "day",
+        }
+    }
+
+    /// A cap per moving week.
+    pub fn per_week(max: u32) -> Self {
+        Self {
+            max,
+            period_ms: 7 * 24 * 3600 * 1000,
+            period: "week",
+        }
+    }
+}
+
+/// Whether one more message at `now_ms` would break a cap, given when the
+/// profile's earlier messages on the channel went out (or are due). The
+/// first cap broken is the reason.
+pub fn frequency_capped(
+    caps: &[FrequencyCap],
+    recent_ms: &[i64],
+    now_ms: i64,
+) -> Option<SkipReason> {
+    caps.iter().find_map(|cap| {
+        let since = now_ms.saturating_sub(cap.period_ms);
+        let count = recent_ms.iter().filter(|at| **at > since).count();
+        (count >= cap.max as usize).then(|| SkipReason::FrequencyCap {
+            max: cap.max,
+            period: cap.period,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        })
+    })
 }
 
 /// The gate's verdict for one recipient on one channel.
@@ -1189,5 +1257,38 @@ parameters = { customer = "{{name}}", code = "BACK20" }
             &recipient(&p, None),
             noon(),
         ));
+    }
+
+    #[test]
+    fn frequency_caps_count_the_moving_period_and_name_the_first_broken() {
+        let hour = 3600 * 1000;
+        let now = 1_000 * hour;
+        let caps = [FrequencyCap::per_day(2), FrequencyCap::per_week(3)];
+        // One today, one 2 days ago: under both caps.
+        assert_eq!(
+            frequency_capped(&caps, &[now - hour, now - 48 * hour], now),
+            None
+        );
+        // Two today: the daily cap.
+        let reason =
+            frequency_capped(&caps, &[now - hour, now - 2 * hour], now).expect("capped by the day");
+        assert_eq!(reason.code(), "frequency_cap");
+        assert_eq!(
+            reason.to_string(),
+            "frequency cap: 2 messages on this channel in the last day already (at most 2 per day, across campaigns and triggers)"
+        );
+        // One today, two earlier this week: the weekly cap.
+        match frequency_capped(&caps, &[now - hour, now - 50 * hour, now - 100 * hour], now) {
+            Some(SkipReason::FrequencyCap { period, count, .. }) => {
+                assert_eq!((period, count), ("week", 3));
+            }
+            other => panic!("expected the weekly cap, got {other:?}"),
+        }
+        // A send still queued for later counts too; one older than a week does not.
+        assert!(frequency_capped(&caps, &[now + hour, now - hour], now).is_some());
+        assert_eq!(
+            frequency_capped(&caps, &[now - 8 * 24 * hour; 5], now),
+            None
+        );
     }
 }

@@ -130,12 +130,17 @@ pub async fn enqueue(
         }
         report.recipients += chunk.len() as u64;
         let states = load_states(store, infos, campaign, &chunk, &known).await?;
+        let recent = load_recent(store, infos, settings, campaign, &chunk).await?;
         let now = Timestamp::now();
         let mut sends = Vec::new();
         let mut decisions = Vec::new();
         let mut planned: Vec<(usize, &Profile)> = Vec::new();
         for profile in &chunk {
-            match plan(campaign, infos, settings, profile, &states, now) {
+            let known = Known {
+                states: &states,
+                recent: &recent,
+            };
+            match plan(campaign, infos, settings, profile, &known, now) {
                 Plan::Send(send) => {
                     if dry_run {
                         let mut line =
@@ -284,9 +289,55 @@ fn decision(
 }
 
 /// Consent and window state of a chunk's recipients, per channel and address.
-type States = HashMap<(String, String), RecipientState>;
+pub(crate) type States = HashMap<(String, String), RecipientState>;
 
-async fn load_states(
+/// When each of a chunk's profiles was last sent to, per channel and
+/// profile id, on channels with frequency caps.
+pub(crate) type Recent = HashMap<(String, String), Vec<i64>>;
+
+/// What the store knows of a chunk's recipients, for the policy gate.
+pub(crate) struct Known<'a> {
+    pub states: &'a States,
+    pub recent: &'a Recent,
+}
+
+/// The longest frequency-cap period configured on any channel of the route.
+fn longest_cap_ms(settings: &DeliverySettings, channel: &str) -> Option<i64> {
+    settings
+        .lane(channel)
+        .frequency_caps
+        .iter()
+        .map(|cap| cap.period_ms)
+        .max()
+}
+
+pub(crate) async fn load_recent(
+    store: &Arc<dyn Store>,
+    infos: &BTreeMap<String, ChannelInfo>,
+    settings: &DeliverySettings,
+    campaign: &Campaign,
+    chunk: &[Profile],
+) -> anyhow::Result<Recent> {
+    let mut recent = Recent::new();
+    for channel in &campaign.route {
+        let Some(period) = longest_cap_ms(settings, channel) else {
+            continue;
+        };
+        if !infos.contains_key(channel) {
+            continue;
+        }
+        let ids: Vec<String> = chunk.iter().map(|p| p.profile_id.clone()).collect();
+        for (profile, times) in store
+            .recent_sends_to(channel, ids, now_ms().saturating_sub(period))
+            .await?
+        {
+            recent.insert((channel.clone(), profile), times);
+        }
+    }
+    Ok(recent)
+}
+
+pub(crate) async fn load_states(
     store: &Arc<dyn Store>,
     infos: &BTreeMap<String, ChannelInfo>,
     campaign: &Campaign,
@@ -319,7 +370,7 @@ async fn load_states(
 }
 
 /// What to do with one recipient.
-enum Plan {
+pub(crate) enum Plan {
     /// Put this send in the outbox (with its fall-back channels).
     Send(Box<NewSend>),
     /// No channel may send; the first reason a channel that knew them gave.
@@ -331,14 +382,15 @@ enum Plan {
     NoChannel,
 }
 
-fn plan(
+pub(crate) fn plan(
     campaign: &Campaign,
     infos: &BTreeMap<String, ChannelInfo>,
     settings: &DeliverySettings,
     profile: &Profile,
-    states: &States,
+    known: &Known<'_>,
     now: Timestamp,
 ) -> Plan {
+    let states = known.states;
     let mut primary: Option<NewSend> = None;
     let mut first_skip: Option<(String, SkipReason)> = None;
     let empty = RecipientState::default();
@@ -364,64 +416,76 @@ fn plan(
             ),
             windows: state.windows.clone(),
         };
-        let (to, content, window, not_before, deferred_reason) =
-            match policy::decide(campaign, channel, info, &view, now) {
-                Decision::Skip(reason) => {
-                    // Report the first channel that knew the person; "no
-                    // address" only when none did.
-                    let replace = match &first_skip {
-                        None => true,
-                        Some((_, first)) => {
-                            first.code() == "no_address" && reason.code() != "no_address"
-                        }
-                    };
-                    if replace {
-                        first_skip = Some((channel.clone(), reason));
+        let caps = settings.lane(channel).frequency_caps;
+        let capped = policy::frequency_capped(
+            &caps,
+            known
+                .recent
+                .get(&(channel.clone(), profile.profile_id.clone()))
+                .map_or(&[][..], Vec::as_slice),
+            now.as_millisecond(),
+        );
+        let verdict = match capped {
+            Some(reason) => Decision::Skip(reason),
+            None => policy::decide(campaign, channel, info, &view, now),
+        };
+        let (to, content, window, not_before, deferred_reason) = match verdict {
+            Decision::Skip(reason) => {
+                // Report the first channel that knew the person; "no
+                // address" only when none did.
+                let replace = match &first_skip {
+                    None => true,
+                    Some((_, first)) => {
+                        first.code() == "no_address" && reason.code() != "no_address"
                     }
-                    continue;
+                };
+                if replace {
+                    first_skip = Some((channel.clone(), reason));
                 }
-                Decision::Defer { until, reason } => {
-                    // Decide the content now; it goes out when the period ends.
-                    let later = policy::decide(
-                        &Campaign {
-                            route: vec![channel.clone()],
-                            ..campaign.clone()
-                        },
-                        channel,
-                        &ChannelInfo {
-                            quiet_hours: Vec::new(),
-                            ..info.clone()
-                        },
-                        &view,
-                        until,
-                    );
-                    match later {
-                        Decision::Send {
-                            to,
-                            content,
-                            window,
-                            ..
-                        } => (
-                            to,
-                            content,
-                            window,
-                            Some(until.as_millisecond()),
-                            Some(reason),
-                        ),
-                        Decision::Skip(reason) => {
-                            first_skip.get_or_insert((channel.clone(), reason));
-                            continue;
-                        }
-                        Decision::Defer { .. } => continue,
+                continue;
+            }
+            Decision::Defer { until, reason } => {
+                // Decide the content now; it goes out when the period ends.
+                let later = policy::decide(
+                    &Campaign {
+                        route: vec![channel.clone()],
+                        ..campaign.clone()
+                    },
+                    channel,
+                    &ChannelInfo {
+                        quiet_hours: Vec::new(),
+                        ..info.clone()
+                    },
+                    &view,
+                    until,
+                );
+                match later {
+                    Decision::Send {
+                        to,
+                        content,
+                        window,
+                        ..
+                    } => (
+                        to,
+                        content,
+                        window,
+                        Some(until.as_millisecond()),
+                        Some(reason),
+                    ),
+                    Decision::Skip(reason) => {
+                        first_skip.get_or_insert((channel.clone(), reason));
+                        continue;
                     }
+                    Decision::Defer { .. } => continue,
                 }
-                Decision::Send {
-                    to,
-                    content,
-                    window,
-                    ..
-                } => (to, content, window, None, None),
-            };
+            }
+            Decision::Send {
+                to,
+                content,
+                window,
+                ..
+            } => (to, content, window, None, None),
+        };
         match &mut primary {
             None => {
                 primary = Some(NewSend {

@@ -6,11 +6,12 @@
 //! each send goes out once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard_runtime::AdapterRuntime;
-use switchboard_store::{ClaimedSend, Outcome, Store, StoreError};
+use switchboard_store::{ClaimedSend, Outcome, Store, StoreError, now_ms};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -42,7 +43,15 @@ pub(crate) struct Shared {
     /// Stop at the first database error (a one-shot `send`) rather than
     /// back off and try again (`serve`).
     pub stop_on_store_error: bool,
+    /// Engines working this outbox (this one included), from their
+    /// heartbeats: each takes this share of a channel's rate.
+    pub nodes: AtomicU32,
 }
+
+/// How often an engine says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// An engine not heard from for this long no longer takes a share of the rate.
+const HEARTBEAT_TTL_MS: i64 = 10_000;
 
 impl Shared {
     /// Report a database error: a one-shot run stops; a server keeps going.
@@ -105,6 +114,7 @@ impl Engine {
                 failure,
                 stopping,
                 stop_on_store_error: options.stop_on_store_error,
+                nodes: AtomicU32::new(1),
             }),
             lanes: Mutex::default(),
             supervisor: Mutex::default(),
@@ -124,8 +134,9 @@ impl Engine {
         let mut stopping = self.shared.stopping.subscribe();
         let supervisor = tokio::spawn(async move {
             loop {
+                engine.heartbeat().await;
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => engine.ensure_lanes(),
+                    _ = tokio::time::sleep(HEARTBEAT) => engine.ensure_lanes(),
                     _ = stopping.changed() => break,
                 }
                 if *stopping.borrow() {
@@ -136,6 +147,24 @@ impl Engine {
         if let Ok(mut slot) = self.supervisor.lock() {
             *slot = Some(supervisor);
         }
+    }
+
+    /// Say this engine is alive and learn how many share the outbox.
+    async fn heartbeat(&self) {
+        let shared = &self.shared;
+        match shared
+            .store
+            .heartbeat(&shared.owner, now_ms(), HEARTBEAT_TTL_MS)
+            .await
+        {
+            Ok(nodes) => shared.nodes.store(nodes.max(1), Ordering::Relaxed),
+            Err(error) => tracing::warn!(%error, "could not record the engine's heartbeat"),
+        }
+    }
+
+    /// How many engines share the outbox, as last heard.
+    pub fn nodes(&self) -> u32 {
+        self.shared.nodes.load(Ordering::Relaxed)
     }
 
     fn ensure_lanes(&self) {

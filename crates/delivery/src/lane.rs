@@ -123,9 +123,16 @@ impl Lane {
                 self.idle(&mut stopping, IDLE).await;
                 continue;
             };
-            let per_second = config
+            // Several engines on one outbox each take a share of the rate.
+            let nodes = self
+                .shared
+                .nodes
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(1);
+            let per_second = (config
                 .messages_per_second
                 .unwrap_or(adapter.info.limits.messages_per_second)
+                / nodes)
                 .max(1);
             let controller = match &rate {
                 Some((configured, controller)) if *configured == per_second => {

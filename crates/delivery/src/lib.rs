@@ -11,6 +11,8 @@
 //! - [`run`]: a one-shot `send`: enqueue, then work the campaign until it settles.
 //! - [`results`]: the per-recipient results file and the summary.
 //! - [`settings`]: the operator's `[dispatch]` table and per-channel pacing.
+//! - [`triggers`]: events from the brand's systems through the same gate
+//!   into the same outbox (wait, cancel-on, deadline).
 
 pub mod activation;
 pub mod engine;
@@ -20,6 +22,7 @@ pub mod rate;
 pub mod results;
 pub mod run;
 pub mod settings;
+pub mod triggers;
 
 pub use engine::{Engine, EngineOptions, Settled};
 pub use results::{ResultLine, RunReport};

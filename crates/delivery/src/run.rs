@@ -66,6 +66,12 @@ pub async fn run_campaign(
     let definition = std::fs::read_to_string(campaign_path)
         .with_context(|| format!("cannot read campaign {}", campaign_path.display()))?;
     let campaign = campaign::parse_campaign(campaign_path, &definition)?;
+    if campaign.trigger.is_some() {
+        anyhow::bail!(
+            "{}: field `trigger`: a triggered campaign sends on events, not to an audience file: submit it to a running host (`POST /api/campaigns` with only `campaign`) and post events to `POST /api/events`",
+            campaign_path.display()
+        );
+    }
     let reader = AudienceReader::open(audience_path)?;
     let infos = channel_infos(&runtime);
     if let Err(errors) = campaign.validate(campaign_path, &infos, reader.columns()) {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 use switchboard_core::consent::ConsentPolicy;
+use switchboard_core::policy::FrequencyCap;
 
 use serde::Deserialize;
 
@@ -69,6 +70,9 @@ pub struct LaneConfig {
     /// The most unique recipients reached with templates in a moving 24
     /// hours (WhatsApp's messaging tiers: 250, 1,000, 10,000, 100,000).
     pub daily_unique_recipients: Option<u64>,
+    /// At most so many messages to one profile on this channel per moving
+    /// day or week, across campaigns and triggers.
+    pub frequency_caps: Vec<FrequencyCap>,
 }
 
 /// Everything the engine needs to know about pacing and retries.
@@ -80,6 +84,8 @@ pub struct DeliverySettings {
     pub lanes: HashMap<String, LaneConfig>,
     /// What platform consent events mean per channel, by channel name.
     pub consent: HashMap<String, ConsentPolicy>,
+    /// Frequency caps of channels with no `lanes` entry of their own.
+    pub frequency_caps: Vec<FrequencyCap>,
 }
 
 impl DeliverySettings {
@@ -90,7 +96,13 @@ impl DeliverySettings {
 
     /// The pacing of `channel`.
     pub fn lane(&self, channel: &str) -> LaneConfig {
-        self.lanes.get(channel).cloned().unwrap_or_default()
+        self.lanes
+            .get(channel)
+            .cloned()
+            .unwrap_or_else(|| LaneConfig {
+                frequency_caps: self.frequency_caps.clone(),
+                ..LaneConfig::default()
+            })
     }
 }
 

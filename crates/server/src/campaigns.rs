@@ -10,6 +10,9 @@
 //! - `GET /api/campaigns/{name}`: the campaign and its counts per state,
 //!   reason and delivery state.
 //! - `POST /api/campaigns/{name}/cancel`: cancel what has not gone out.
+//!
+//! A campaign with a `[trigger]` table takes no audience: it is recorded
+//! as `listening` (201) and acts on `POST /api/events` until cancelled.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -52,6 +55,9 @@ pub async fn submit(State(state): State<AppState>, Json(submission): Json<Submis
         Ok(campaign) => campaign,
         Err(error) => return bad_request(vec![error.to_string()]),
     };
+    if campaign.trigger.is_some() {
+        return submit_trigger(state, campaign, submission).await;
+    }
     let audience = match (submission.audience_csv, submission.audience_path) {
         (Some(csv), None) => {
             if let Err(error) = std::fs::create_dir_all(&state.uploads_dir) {
@@ -155,6 +161,45 @@ pub async fn submit(State(state): State<AppState>, Json(submission): Json<Submis
         .into_response()
 }
 
+/// A triggered campaign: checked against the loaded channels, recorded as
+/// listening; from then on it acts on `POST /api/events` on every node.
+async fn submit_trigger(
+    state: AppState,
+    campaign: campaign::Campaign,
+    submission: Submission,
+) -> Response {
+    if submission.audience_csv.is_some() || submission.audience_path.is_some() {
+        return bad_request(vec![
+            "campaign.toml: field `trigger`: a triggered campaign takes its recipients from events; give no audience".into(),
+        ]);
+    }
+    let infos = channel_infos(&state.runtime);
+    if let Err(errors) = campaign.validate_triggered(&PathBuf::from("campaign.toml"), &infos) {
+        return bad_request(errors.iter().map(ToString::to_string).collect());
+    }
+    let record = CampaignRecord {
+        name: campaign.name.clone(),
+        definition: submission.campaign,
+        audience: "events".into(),
+        state: switchboard_delivery::triggers::LISTENING.into(),
+        created_ms: now_ms(),
+    };
+    if let Err(error) = state.store.put_campaign(record).await {
+        return store_error(error);
+    }
+    state.triggers.invalidate().await;
+    let name = campaign.name;
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "campaign": name,
+            "state": switchboard_delivery::triggers::LISTENING,
+            "status": format!("/api/campaigns/{name}"),
+        })),
+    )
+        .into_response()
+}
+
 /// `GET /api/campaigns/{name}`.
 pub async fn status(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     let record = match state.store.campaign(&name).await {
@@ -199,7 +244,9 @@ pub async fn cancel(State(state): State<AppState>, Path(name): Path<String>) -> 
         }
         Err(error) => return store_error(error),
     }
-    match state.store.cancel_campaign(&name, now_ms()).await {
+    let cancelled = state.store.cancel_campaign(&name, now_ms()).await;
+    state.triggers.invalidate().await;
+    match cancelled {
         Ok(cancelled) => Json(json!({"campaign": name, "cancelled": cancelled})).into_response(),
         Err(error) => store_error(error),
     }

@@ -14,12 +14,14 @@
 //! - [`api`]: the admin API;
 //! - [`auth`]: the admin API's tokens and Host check;
 //! - [`campaigns`]: campaigns submitted over the API, enqueued in the background;
+//! - [`events`]: events from the brand's systems, run through the triggers;
 //! - [`metrics`]: the counters at `/metrics`;
 //! - [`listener`]: serving a router with connection limits and timeouts.
 
 pub mod api;
 pub mod auth;
 pub mod campaigns;
+pub mod events;
 pub mod gate;
 pub mod listener;
 pub mod metrics;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub auth: Arc<AdminAuth>,
     /// How many webhook calls run at once.
     pub gate: Arc<WebhookGate>,
+    /// The listening triggers, as last read from the database.
+    pub triggers: Arc<events::TriggerCache>,
 }
 
 /// The routes platforms call: webhooks and a health check.
@@ -91,6 +95,7 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/api/campaigns", post(campaigns::submit))
         .route("/api/campaigns/{name}", get(campaigns::status))
         .route("/api/campaigns/{name}/cancel", post(campaigns::cancel))
+        .route("/api/events", post(events::post_events))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_SUBMISSION_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             auth,

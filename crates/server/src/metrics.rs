@@ -37,6 +37,12 @@ impl Metrics {
             .register_counter(&Key::from_parts(name, labels), &METADATA)
     }
 
+    /// Events arrived at `POST /api/events` (new and replayed alike).
+    pub fn events(&self, count: u64) {
+        self.counter("switchboard_events_total", Vec::new())
+            .increment(count);
+    }
+
     /// A webhook request for a loaded channel was answered (requests for
     /// other names are not counted: they would let anyone add series).
     pub fn webhook(&self, channel: Option<&str>, result: &str) {

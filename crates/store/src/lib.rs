@@ -14,7 +14,11 @@
 //!
 //! [`SqliteStore`] is the embedded default: one database thread that
 //! commits many small writes in one transaction (group commit).
+//! [`PostgresStore`] is the shared one: several hosts on one PostgreSQL
+//! database (or schema), claiming with `FOR UPDATE SKIP LOCKED`. Both pass
+//! one test suite (`conformance`), run once per backend.
 
+pub mod postgres;
 pub mod records;
 pub mod sqlite;
 
@@ -23,8 +27,12 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub use postgres::PostgresStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
+
+#[cfg(test)]
+mod conformance;
 
 /// A storage failure, naming the database.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -180,6 +188,56 @@ pub trait Store: Send + Sync + 'static {
         channel: &str,
         address: &str,
     ) -> StoreResult<Vec<ConsentRecord>>;
+
+    /// Every campaign and trigger recorded, oldest first.
+    async fn campaigns(&self) -> StoreResult<Vec<CampaignRecord>>;
+
+    /// When sends on `channel` to each of `profile_ids` went out since
+    /// `since_ms`, or are due if still queued (any campaign or trigger),
+    /// for frequency caps. Profiles with none are absent.
+    async fn recent_sends_to(
+        &self,
+        channel: &str,
+        profile_ids: Vec<String>,
+        since_ms: i64,
+    ) -> StoreResult<HashMap<String, Vec<i64>>>;
+
+    // ---- profile events and triggers -----------------------------------
+
+    /// Record events from the brand's systems, each once: an event id seen
+    /// before is a replay and is dropped. Returns, per event, whether it
+    /// was new.
+    async fn record_profile_events(&self, events: Vec<ProfileEvent>) -> StoreResult<Vec<bool>>;
+
+    /// A profile's recorded events named one of `names` that happened in
+    /// `from_ms..=to_ms`, oldest first.
+    async fn profile_events(
+        &self,
+        profile_id: &str,
+        names: Vec<String>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<ProfileEvent>>;
+
+    /// Cancel a trigger's sends to one profile that have not gone out and
+    /// whose deadline is at most `deadline_at_most_ms` (they came from
+    /// events no later than the cancelling one), recording `reason` in
+    /// their decisions. Returns the keys cancelled.
+    async fn cancel_profile_sends(
+        &self,
+        campaign: &str,
+        profile_id: &str,
+        deadline_at_most_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>>;
+
+    // ---- nodes ---------------------------------------------------------
+
+    /// Say that engine `node` is alive now, forget nodes not heard from in
+    /// `ttl_ms`, and return how many are alive (this one included): each
+    /// node takes that share of a channel's rate.
+    async fn heartbeat(&self, node: &str, now_ms: i64, ttl_ms: i64) -> StoreResult<u32>;
 
     // ---- adapter storage -----------------------------------------------
 

@@ -484,3 +484,23 @@ pub struct KvEntry {
     /// The most bytes (keys and values) the channel may hold.
     pub max_bytes: u64,
 }
+
+/// An event from the brand's own systems about one profile (`POST
+/// /api/events`): what triggers listen for (`cart_abandoned`) and cancel on
+/// (`order_placed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileEvent {
+    /// The sender's id for the event; a second event with the same id is a
+    /// replay and changes nothing.
+    pub event_id: String,
+    /// Whom it is about.
+    pub profile_id: String,
+    /// What happened, e.g. `cart_abandoned`.
+    pub name: String,
+    /// When it happened by the sender's clock, ms since the Unix epoch.
+    pub occurred_ms: i64,
+    /// When the host received it.
+    pub received_ms: i64,
+    /// Its properties, for templates and addresses (`phone`, `cart_url`).
+    pub properties: std::collections::BTreeMap<String, String>,
+}

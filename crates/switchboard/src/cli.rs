@@ -192,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     host.config.sandbox_limits().memory_bytes,
                     Duration::from_millis(server.webhook_queue_ms),
                 )),
+                triggers: Arc::default(),
             };
             let limits = server::listener::ListenerLimits {
                 header_timeout: Duration::from_millis(server.header_timeout_ms),
@@ -258,7 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { campaign } => {
             let config = Config::load(&cli.config)?;
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             let counts = store.campaign_counts(&campaign).await?;
             if counts.by_state.is_empty() {
                 println!("no sends recorded for campaign `{campaign}`");
@@ -273,7 +274,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Why { profile_id } => {
             let config = Config::load(&cli.config)?;
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             let decisions = store.decisions_for(&profile_id).await?;
             if decisions.is_empty() {
                 println!("no decisions recorded for profile `{profile_id}`");

@@ -1,8 +1,13 @@
 //! The operator's configuration file (`switchboard.toml`).
 //!
 //! ```toml
-//! database = "switchboard.db"
+//! database = "switchboard.db"  # SQLite (default), or "postgres://user@host:5432/db" for
+//!                               # several hosts on one outbox; "env:DATABASE_URL" reads it
 //! adapters_dir = "dist/adapters"
+//!
+//! [frequency_caps]               # per profile and channel, across campaigns and triggers
+//! per_day = 2                    # at most 2 messages in any 24 hours
+//! per_week = 5                   # at most 5 in any 7 days
 //!
 //! [server]
 //! listen = "0.0.0.0:8080"        # public: /webhooks/{channel} and /healthz only
@@ -50,6 +55,7 @@
 //! concurrency = 8                         # overrides [dispatch].concurrency for this channel
 //! pair_interval_ms = 6000                 # at most one message per 6 s to one recipient
 //! daily_unique_recipients = 1000          # WhatsApp messaging tier: templates to new people per 24 h
+//! frequency_caps = { per_day = 1 }        # this channel's caps, over [frequency_caps]
 //! allow_hosts = ["graph.facebook.com"]    # omit to approve all the manifest declares (a warning lists them)
 //! package = "whatsapp"                    # the package folder (default: the channel's name in adapters_dir)
 //! digest = "sha256:…"                     # pin the component
@@ -74,6 +80,7 @@ use serde::Deserialize;
 
 use switchboard_contract::model::Purpose;
 use switchboard_core::consent::ConsentPolicy;
+use switchboard_core::policy::FrequencyCap;
 use switchboard_delivery::{DeliverySettings, DispatchConfig, LaneConfig};
 use switchboard_package::{PublicKey, TrustStore};
 use switchboard_runtime::token_cache::TokenLimits;
@@ -93,9 +100,19 @@ pub struct ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// SQLite database file, relative to the config file.
+    /// The database: a SQLite file, relative to the config file (the
+    /// embedded default), or a PostgreSQL URL (`postgres://user@host/db`,
+    /// shared by several hosts). `env:NAME` reads it from the environment,
+    /// so a password stays out of the file.
     #[serde(default = "default_database")]
     pub database: PathBuf,
+    /// At most so many messages to one profile per channel, across
+    /// campaigns and triggers; `[channels.NAME]` may set its own.
+    #[serde(default)]
+    pub frequency_caps: FrequencyCaps,
+    /// The directory of the configuration file (for relative paths).
+    #[serde(skip)]
+    pub config_dir: PathBuf,
     /// Directory of adapter packages, relative to the config file.
     #[serde(default = "default_adapters_dir")]
     pub adapters_dir: PathBuf,
@@ -117,6 +134,45 @@ pub struct Config {
     /// Per-channel grants.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
+}
+
+/// `[frequency_caps]`, and the same keys in `[channels.NAME]`: at most so
+/// many messages to one profile on a channel per moving day or week.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FrequencyCaps {
+    /// Messages per profile per moving 24 hours.
+    pub per_day: Option<u32>,
+    /// Messages per profile per moving 7 days.
+    pub per_week: Option<u32>,
+}
+
+impl FrequencyCaps {
+    /// These caps, with `over`'s where it sets them.
+    fn overridden_by(self, over: Option<FrequencyCaps>) -> Self {
+        let over = over.unwrap_or_default();
+        Self {
+            per_day: over.per_day.or(self.per_day),
+            per_week: over.per_week.or(self.per_week),
+        }
+    }
+
+    /// As the policy gate applies them.
+    fn caps(self) -> Vec<FrequencyCap> {
+        let mut caps = Vec::new();
+        caps.extend(self.per_day.map(FrequencyCap::per_day));
+        caps.extend(self.per_week.map(FrequencyCap::per_week));
+        caps
+    }
+}
+
+/// What `database` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server.
+    Postgres(String),
 }
 
 /// `[trust]`: the keys whose package signatures the host accepts.
@@ -258,6 +314,8 @@ pub struct ChannelConfig {
     pub pair_interval_ms: Option<u64>,
     /// The most unique recipients reached with templates in 24 hours.
     pub daily_unique_recipients: Option<u64>,
+    /// This channel's frequency caps, over `[frequency_caps]`.
+    pub frequency_caps: Option<FrequencyCaps>,
     /// Hosts the operator approves for this adapter.
     pub allow_hosts: Option<Vec<String>>,
     /// The package folder serving this channel (relative to
@@ -307,12 +365,35 @@ impl Config {
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for field in [
-            &mut config.database,
-            &mut config.adapters_dir,
-            &mut config.cache_dir,
+        config.config_dir = base.to_owned();
+        if let Some(text) = config.database.to_str()
+            && text.starts_with("env:")
+        {
+            let value = resolve_secret(text).map_err(|name| ConfigError {
+                path: path.to_owned(),
+                message: format!("field `database`: environment variable `{name}` is not set"),
+            })?;
+            config.database = PathBuf::from(value);
+        }
+        let is_url = config.database.to_str().is_some_and(is_postgres_url);
+        if let Some(text) = config.database.to_str()
+            && text.contains("://")
+            && !is_url
+        {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                message: format!(
+                    "field `database`: `{}` is not a SQLite file or a postgres:// URL",
+                    switchboard_store::postgres::redact(text)
+                ),
+            });
+        }
+        for (field, resolve) in [
+            (&mut config.database, !is_url),
+            (&mut config.adapters_dir, true),
+            (&mut config.cache_dir, true),
         ] {
-            if field.is_relative() {
+            if resolve && field.is_relative() {
                 *field = base.join(&*field);
             }
         }
@@ -365,18 +446,27 @@ impl Config {
     }
 
     /// Where audiences uploaded through the admin API are kept: `uploads/`
-    /// beside the database.
+    /// beside the SQLite database, or beside the configuration file.
     pub fn uploads_dir(&self) -> PathBuf {
-        self.database
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("uploads")
+        match self.database() {
+            Database::Sqlite(file) => file.parent().unwrap_or(Path::new(".")).join("uploads"),
+            Database::Postgres(_) => self.config_dir.join("uploads"),
+        }
+    }
+
+    /// The database `database` names.
+    pub fn database(&self) -> Database {
+        match self.database.to_str() {
+            Some(url) if is_postgres_url(url) => Database::Postgres(url.to_owned()),
+            _ => Database::Sqlite(self.database.clone()),
+        }
     }
 
     /// How the delivery engine sends: `[dispatch]` and each channel's pacing.
     pub fn delivery_settings(&self) -> DeliverySettings {
         DeliverySettings {
             dispatch: self.dispatch.clone(),
+            frequency_caps: self.frequency_caps.caps(),
             lanes: self
                 .channels
                 .iter()
@@ -388,6 +478,10 @@ impl Config {
                             concurrency: channel.concurrency,
                             pair_interval_ms: channel.pair_interval_ms,
                             daily_unique_recipients: channel.daily_unique_recipients,
+                            frequency_caps: self
+                                .frequency_caps
+                                .overridden_by(channel.frequency_caps)
+                                .caps(),
                         },
                     )
                 })
@@ -520,6 +614,11 @@ impl Config {
     }
 }
 
+/// Whether `database` names a PostgreSQL server.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
 /// A secret as written (`env:NAME` reads the environment); the error is
 /// the missing variable's name.
 pub(crate) fn resolve_secret(value: &str) -> Result<String, String> {
@@ -532,6 +631,39 @@ pub(crate) fn resolve_secret(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_postgres_url_is_kept_as_written_and_its_password_never_shown() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(
+            &path,
+            "database = \"postgres://app:s3cret@db.internal:5432/switchboard\"\n[frequency_caps]\nper_day = 2\n[channels.whatsapp]\nfrequency_caps = { per_week = 4 }\n",
+        )
+        .expect("write");
+        let config = Config::load(&path).expect("loads");
+        assert_eq!(
+            config.database(),
+            Database::Postgres("postgres://app:s3cret@db.internal:5432/switchboard".into())
+        );
+        assert_eq!(config.uploads_dir(), dir.path().join("uploads"));
+        let settings = config.delivery_settings();
+        assert_eq!(
+            settings.lane("whatsapp").frequency_caps,
+            vec![FrequencyCap::per_day(2), FrequencyCap::per_week(4)]
+        );
+        assert_eq!(
+            settings.lane("line").frequency_caps,
+            vec![FrequencyCap::per_day(2)]
+        );
+
+        std::fs::write(&path, "database = \"mysql://root@localhost/x\"\n").expect("write");
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            error.ends_with("field `database`: `mysql://root@localhost/x` is not a SQLite file or a postgres:// URL"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn resolves_env_secrets_and_names_missing_ones() {

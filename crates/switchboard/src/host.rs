@@ -9,9 +9,9 @@ use switchboard_contract::model::StorageError;
 use switchboard_delivery::DeliverySettings;
 use switchboard_runtime::AdapterRuntime;
 use switchboard_runtime::storage::{StorageBackend, StorageWrite, quota};
-use switchboard_store::{KvEntry, SqliteStore, Store};
+use switchboard_store::{KvEntry, PostgresStore, SqliteStore, Store};
 
-use crate::config::Config;
+use crate::config::{Config, Database};
 
 /// Everything a command needs.
 pub struct Host {
@@ -31,7 +31,7 @@ impl Host {
     pub async fn start(path: &Path) -> anyhow::Result<Self> {
         let config = Config::load(path)?;
         let grants = config.grants(path)?;
-        let store = open_store(&config)?;
+        let store = open_store(&config).await?;
         let runtime = Arc::new(AdapterRuntime::with_storage(
             config.runtime_options(),
             grants,
@@ -62,9 +62,14 @@ impl Host {
     }
 }
 
-/// Open the database the configuration names.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(SqliteStore::open(&config.database)?))
+/// Open the database the configuration names: the SQLite file, or a
+/// connection pool to the PostgreSQL server (migrated on open, safely when
+/// several hosts start at once).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.database() {
+        Database::Sqlite(file) => Arc::new(SqliteStore::open(&file)?),
+        Database::Postgres(url) => Arc::new(PostgresStore::connect(&url).await?),
+    })
 }
 
 /// Adapters' durable storage in the host's database.

@@ -297,6 +297,7 @@ impl Harness {
                 &[],
             )),
             gate: std::sync::Arc::default(),
+            triggers: std::sync::Arc::default(),
         }
     }
 

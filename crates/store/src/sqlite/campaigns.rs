@@ -26,21 +26,33 @@ pub(crate) fn put_campaign(connection: &Connection, campaign: &CampaignRecord) -
     Ok(())
 }
 
+fn campaign_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRecord> {
+    Ok(CampaignRecord {
+        name: row.get(0)?,
+        definition: row.get(1)?,
+        audience: row.get(2)?,
+        state: row.get(3)?,
+        created_ms: row.get(4)?,
+    })
+}
+
 pub(crate) fn campaign(connection: &Connection, name: &str) -> JobResult<Option<CampaignRecord>> {
     Ok(connection
         .prepare_cached(
             "SELECT name, definition, audience, state, created_ms FROM campaigns WHERE name = ?1",
         )?
-        .query_row([name], |row| {
-            Ok(CampaignRecord {
-                name: row.get(0)?,
-                definition: row.get(1)?,
-                audience: row.get(2)?,
-                state: row.get(3)?,
-                created_ms: row.get(4)?,
-            })
-        })
+        .query_row([name], campaign_record)
         .optional()?)
+}
+
+pub(crate) fn campaigns(connection: &Connection) -> JobResult<Vec<CampaignRecord>> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT name, definition, audience, state, created_ms FROM campaigns
+             ORDER BY created_ms, name",
+        )?
+        .query_map([], campaign_record)?
+        .collect::<Result<_, _>>()?)
 }
 
 /// Sends of a campaign in the states a run waits on

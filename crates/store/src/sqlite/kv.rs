@@ -79,21 +79,30 @@ pub(crate) fn put(
     {
         return Ok(Some(value.clone()));
     }
-    let size = (entry.key.len() + entry.value.len()) as i64;
-    let (added_entries, added_bytes) = match &existing {
+    let mut existing = existing;
+    let added = |existing: &Option<(String, i64)>| match existing {
         Some((old, _)) => (0, entry.value.len() as i64 - old.len() as i64),
-        None => (1, size),
+        None => (1, (entry.key.len() + entry.value.len()) as i64),
     };
-    let fits = |(entries, bytes): (u64, u64)| {
+    let fits = |(entries, bytes): (u64, u64), (added_entries, added_bytes): (i64, i64)| {
         entries as i64 + added_entries <= entry.max_entries as i64
             && bytes as i64 + added_bytes <= entry.max_bytes as i64
     };
-    if !fits(usage(connection, &entry.channel)?) {
+    if !fits(usage(connection, &entry.channel)?, added(&existing)) {
         purge(connection, &entry.channel, now)?;
-        if !fits(usage(connection, &entry.channel)?) {
+        // The purge removed the entry being replaced if it had expired:
+        // writing it again adds it anew.
+        if existing
+            .as_ref()
+            .is_some_and(|(_, expires)| *expires <= now)
+        {
+            existing = None;
+        }
+        if !fits(usage(connection, &entry.channel)?, added(&existing)) {
             return Ok(None);
         }
     }
+    let (added_entries, added_bytes) = added(&existing);
     connection
         .prepare_cached(
             "INSERT INTO adapter_storage (channel, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)

@@ -9,6 +9,7 @@
 //! is what makes a claim exclusive across processes sharing the file.
 
 mod campaigns;
+mod events;
 mod kv;
 mod outbox;
 mod recipients;
@@ -30,6 +31,7 @@ use thread::DbThread;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_outbox.sql"),
     include_str!("../../migrations/sqlite/0002_consent_per_purpose.sql"),
+    include_str!("../../migrations/sqlite/0003_events_and_nodes.sql"),
 ];
 
 /// The ledger's `purpose` for an entry that covers every purpose.
@@ -378,6 +380,83 @@ impl Store for SqliteStore {
         self.reader()
             .call("reading the consent ledger", move |c| {
                 recipients::consent_history(c, &channel, &address)
+            })
+            .await
+    }
+
+    async fn campaigns(&self) -> StoreResult<Vec<CampaignRecord>> {
+        self.reader()
+            .call("listing campaigns", campaigns::campaigns)
+            .await
+    }
+
+    async fn recent_sends_to(
+        &self,
+        channel: &str,
+        profile_ids: Vec<String>,
+        since_ms: i64,
+    ) -> StoreResult<HashMap<String, Vec<i64>>> {
+        let channel = channel.to_owned();
+        self.reader()
+            .call("counting recent sends for frequency caps", move |c| {
+                events::recent_sends_to(c, &channel, &profile_ids, since_ms)
+            })
+            .await
+    }
+
+    async fn record_profile_events(&self, events: Vec<ProfileEvent>) -> StoreResult<Vec<bool>> {
+        self.writer
+            .call("recording profile events", move |c| {
+                events::record_profile_events(c, &events)
+            })
+            .await
+    }
+
+    async fn profile_events(
+        &self,
+        profile_id: &str,
+        names: Vec<String>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<ProfileEvent>> {
+        let profile_id = profile_id.to_owned();
+        self.writer
+            .call("reading profile events", move |c| {
+                events::profile_events(c, &profile_id, &names, from_ms, to_ms)
+            })
+            .await
+    }
+
+    async fn cancel_profile_sends(
+        &self,
+        campaign: &str,
+        profile_id: &str,
+        deadline_at_most_ms: i64,
+        reason: &str,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        let campaign = campaign.to_owned();
+        let profile_id = profile_id.to_owned();
+        let reason = reason.to_owned();
+        self.writer
+            .call("cancelling a profile's trigger sends", move |c| {
+                events::cancel_profile_sends(
+                    c,
+                    &campaign,
+                    &profile_id,
+                    deadline_at_most_ms,
+                    &reason,
+                    now_ms,
+                )
+            })
+            .await
+    }
+
+    async fn heartbeat(&self, node: &str, now_ms: i64, ttl_ms: i64) -> StoreResult<u32> {
+        let node = node.to_owned();
+        self.writer
+            .call("recording the engine's heartbeat", move |c| {
+                events::heartbeat(c, &node, now_ms, ttl_ms)
             })
             .await
     }

@@ -5,7 +5,7 @@
 use super::ALL_PURPOSES;
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_contract::model::{Content, OutboundMessage, Purpose, WindowOpener};
-use switchboard_core::campaign::idempotency_key;
+use switchboard_core::campaign::next_channel_key;
 
 use super::thread::{JobError, JobResult};
 use crate::records::{
@@ -134,7 +134,7 @@ fn existing(connection: &Connection, key: &str) -> JobResult<Enqueued> {
             .flatten()
             .transpose()?
             .and_then(|rest| rest.into_iter().next())
-            .map(|next| idempotency_key(&campaign, &profile, &next.channel, 0));
+            .map(|next| next_channel_key(&campaign, &profile, &channel, &key, &next.channel));
         match next {
             Some(next_key)
                 if connection
@@ -723,7 +723,13 @@ fn fall_back(connection: &Connection, held: &Held, now: i64) -> JobResult<bool> 
         .ok_or_else(|| JobError::Corrupt(format!("unknown purpose `{}`", held.purpose)))?;
     let send = NewSend {
         message: OutboundMessage {
-            idempotency_key: idempotency_key(&held.campaign, &held.profile_id, &next.channel, 0),
+            idempotency_key: next_channel_key(
+                &held.campaign,
+                &held.profile_id,
+                &held.channel,
+                &held.key,
+                &next.channel,
+            ),
             to: next.address,
             purpose,
             content: next.content,
