@@ -18,6 +18,7 @@
 //! database (or schema), claiming with `FOR UPDATE SKIP LOCKED`. Both pass
 //! one test suite (`conformance`), run once per backend.
 
+mod fall_back;
 pub mod postgres;
 pub mod records;
 pub mod sqlite;

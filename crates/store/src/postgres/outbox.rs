@@ -12,6 +12,7 @@ use switchboard_contract::model::{Content, DeliveryState, OutboundMessage, Purpo
 use switchboard_core::campaign::next_channel_key;
 
 use super::{Failure, Fallible};
+use crate::fall_back::{Unreachable, next_in_route};
 use crate::records::{
     Alternative, ClaimRequest, ClaimedSend, DecisionRecord, Enqueued, NewSend, Outcome, SendState,
     Settle, Settlement, SkipReason,
@@ -1093,67 +1094,22 @@ pub(super) fn fall_back_plan(held: &Held, now: i64) -> Fallible<Option<(NewSend,
     let Some(fallback) = &held.fallback else {
         return Ok(None);
     };
-    let mut rest: Vec<Alternative> = serde_json::from_str(fallback)?;
-    if rest.is_empty() {
-        return Ok(None);
-    }
-    let next = rest.remove(0);
-    let purpose = parse_purpose(&held.purpose)?;
-    let step = to_u32(held.step, "step")?;
-    let send = NewSend {
-        message: OutboundMessage {
-            idempotency_key: next_channel_key(
-                &held.campaign,
-                &held.profile_id,
-                &held.channel,
-                &held.key,
-                &next.channel,
-            ),
-            to: next.address,
-            purpose,
-            content: next.content,
-            ttl_seconds: held
-                .ttl_seconds
-                .map(|t| to_u32(t, "ttl_seconds"))
-                .transpose()?,
-            attempt: 1,
-        },
-        campaign: held.campaign.clone(),
-        profile_id: held.profile_id.clone(),
+    let rest: Vec<Alternative> = serde_json::from_str(fallback)?;
+    let from = Unreachable {
+        key: &held.key,
+        campaign: &held.campaign,
+        profile_id: &held.profile_id,
+        channel: &held.channel,
+        purpose: parse_purpose(&held.purpose)?,
+        ttl_seconds: held
+            .ttl_seconds
+            .map(|t| to_u32(t, "ttl_seconds"))
+            .transpose()?,
         line: held.line.map(|l| to_u64(l, "line")).transpose()?,
-        channel: next.channel.clone(),
-        step: step + 1,
-        window: next.window,
-        deduplicates: next.deduplicates,
-        due_ms: next.not_before_ms.unwrap_or(now).max(now),
-        deferred_reason: next
-            .not_before_ms
-            .filter(|t| *t > now)
-            .map(|_| "quiet_hours".to_owned()),
-        deferred_message: next.not_before_ms.filter(|t| *t > now).map(|t| {
-            format!(
-                "{}; until {}",
-                next.not_before_reason.as_deref().unwrap_or("quiet hours"),
-                jiff::Timestamp::from_millisecond(t)
-                    .map_or_else(|_| t.to_string(), |t| t.to_string())
-            )
-        }),
+        step: to_u32(held.step, "step")?,
         deadline_ms: held.deadline_ms,
-        fallback: rest,
     };
-    let decision = DecisionRecord {
-        campaign: held.campaign.clone(),
-        profile_id: held.profile_id.clone(),
-        channel: Some(next.channel),
-        outcome: "enqueued".into(),
-        reason: Some("fall_back".into()),
-        detail: Some(format!(
-            "not reachable on `{}`; trying the next channel of the route",
-            held.channel
-        )),
-        decided_ms: now,
-    };
-    Ok(Some((send, decision)))
+    Ok(next_in_route(&from, rest, now))
 }
 
 /// Mark sends as fallen back and enqueue what carries on for them.

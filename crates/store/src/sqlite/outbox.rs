@@ -8,6 +8,7 @@ use switchboard_contract::model::{Content, OutboundMessage, Purpose, WindowOpene
 use switchboard_core::campaign::next_channel_key;
 
 use super::thread::{JobError, JobResult};
+use crate::fall_back::{Unreachable, next_in_route};
 use crate::records::{
     Alternative, ClaimRequest, ClaimedSend, DecisionRecord, Enqueued, NewSend, Outcome, SendState,
     Settle, Settlement,
@@ -711,70 +712,27 @@ fn fall_back(connection: &Connection, held: &Held, now: i64) -> JobResult<bool> 
     let Some(fallback) = &held.fallback else {
         return Ok(false);
     };
-    let mut rest: Vec<Alternative> = serde_json::from_str(fallback)?;
-    if rest.is_empty() {
+    let rest: Vec<Alternative> = serde_json::from_str(fallback)?;
+    let from = Unreachable {
+        key: &held.key,
+        campaign: &held.campaign,
+        profile_id: &held.profile_id,
+        channel: &held.channel,
+        purpose: Purpose::from_name(&held.purpose)
+            .ok_or_else(|| JobError::Corrupt(format!("unknown purpose `{}`", held.purpose)))?,
+        ttl_seconds: held.ttl_seconds,
+        line: held.line.map(|l| l as u64),
+        step: held.step,
+        deadline_ms: held.deadline_ms,
+    };
+    let Some((send, decision)) = next_in_route(&from, rest, now) else {
         return Ok(false);
-    }
+    };
     connection
         .prepare_cached("UPDATE sends SET fell_back = 1 WHERE idempotency_key = ?1")?
         .execute([&held.key])?;
-    let next = rest.remove(0);
-    let purpose = Purpose::from_name(&held.purpose)
-        .ok_or_else(|| JobError::Corrupt(format!("unknown purpose `{}`", held.purpose)))?;
-    let send = NewSend {
-        message: OutboundMessage {
-            idempotency_key: next_channel_key(
-                &held.campaign,
-                &held.profile_id,
-                &held.channel,
-                &held.key,
-                &next.channel,
-            ),
-            to: next.address,
-            purpose,
-            content: next.content,
-            ttl_seconds: held.ttl_seconds,
-            attempt: 1,
-        },
-        campaign: held.campaign.clone(),
-        profile_id: held.profile_id.clone(),
-        line: held.line.map(|l| l as u64),
-        channel: next.channel.clone(),
-        step: held.step + 1,
-        window: next.window,
-        deduplicates: next.deduplicates,
-        due_ms: next.not_before_ms.unwrap_or(now).max(now),
-        deferred_reason: next
-            .not_before_ms
-            .filter(|t| *t > now)
-            .map(|_| "quiet_hours".to_owned()),
-        deferred_message: next.not_before_ms.filter(|t| *t > now).map(|t| {
-            format!(
-                "{}; until {}",
-                next.not_before_reason.as_deref().unwrap_or("quiet hours"),
-                jiff::Timestamp::from_millisecond(t)
-                    .map_or_else(|_| t.to_string(), |t| t.to_string())
-            )
-        }),
-        deadline_ms: held.deadline_ms,
-        fallback: rest,
-    };
     insert_send(connection, &send, now)?;
-    record_decision(
-        connection,
-        &DecisionRecord {
-            campaign: held.campaign.clone(),
-            profile_id: held.profile_id.clone(),
-            channel: Some(next.channel),
-            outcome: "enqueued".into(),
-            reason: Some("fall_back".into()),
-            detail: Some(format!(
-                "not reachable on `{}`; trying the next channel of the route",
-                held.channel
-            )),
-            decided_ms: now,
-        },
-    )?;
+    record_decision(connection, &decision)?;
     Ok(true)
 }
 
