@@ -21,7 +21,7 @@ use switchboard_contract::model::{ChannelInfo, OutboundMessage};
 use switchboard_core::campaign::{self, Campaign};
 use switchboard_core::consent;
 use switchboard_core::ingest::{AddressLookup, AudienceReader, AudienceRow, Profile};
-use switchboard_core::policy::{self, Decision, Recipient, SkipReason};
+use switchboard_core::policy::{self, Decision, FrequencyCap, Recipient, SkipReason};
 use switchboard_store::{
     Alternative, DecisionRecord, Enqueued, NewSend, RecipientState, SendState, Store, now_ms,
 };
@@ -291,9 +291,15 @@ fn decision(
 /// Consent and window state of a chunk's recipients, per channel and address.
 pub(crate) type States = HashMap<(String, String), RecipientState>;
 
-/// When each of a chunk's profiles was last sent to, per channel and
-/// profile id, on channels with frequency caps.
-pub(crate) type Recent = HashMap<(String, String), Vec<i64>>;
+/// Frequency caps of the route's channels that have any, with when each of
+/// a chunk's profiles was last sent to there, by channel.
+pub(crate) type Recent = HashMap<String, CappedChannel>;
+
+/// One capped channel: its caps, and the chunk's recent sends by profile id.
+pub(crate) struct CappedChannel {
+    caps: Vec<FrequencyCap>,
+    sent_ms: HashMap<String, Vec<i64>>,
+}
 
 /// What the store knows of a chunk's recipients, for the policy gate.
 pub(crate) struct Known<'a> {
@@ -301,16 +307,8 @@ pub(crate) struct Known<'a> {
     pub recent: &'a Recent,
 }
 
-/// The longest frequency-cap period configured on any channel of the route.
-fn longest_cap_ms(settings: &DeliverySettings, channel: &str) -> Option<i64> {
-    settings
-        .lane(channel)
-        .frequency_caps
-        .iter()
-        .map(|cap| cap.period_ms)
-        .max()
-}
-
+/// The caps of every loaded channel of the route that has any, with the
+/// chunk's sends there over the longest cap's period.
 pub(crate) async fn load_recent(
     store: &Arc<dyn Store>,
     infos: &BTreeMap<String, ChannelInfo>,
@@ -320,19 +318,18 @@ pub(crate) async fn load_recent(
 ) -> anyhow::Result<Recent> {
     let mut recent = Recent::new();
     for channel in &campaign.route {
-        let Some(period) = longest_cap_ms(settings, channel) else {
+        let caps = settings.lane(channel).frequency_caps;
+        let Some(period) = caps.iter().map(|cap| cap.period_ms).max() else {
             continue;
         };
         if !infos.contains_key(channel) {
             continue;
         }
         let ids: Vec<String> = chunk.iter().map(|p| p.profile_id.clone()).collect();
-        for (profile, times) in store
+        let sent_ms = store
             .recent_sends_to(channel, ids, now_ms().saturating_sub(period))
-            .await?
-        {
-            recent.insert((channel.clone(), profile), times);
-        }
+            .await?;
+        recent.insert(channel.clone(), CappedChannel { caps, sent_ms });
     }
     Ok(recent)
 }
@@ -416,15 +413,16 @@ pub(crate) fn plan(
             ),
             windows: state.windows.clone(),
         };
-        let caps = settings.lane(channel).frequency_caps;
-        let capped = policy::frequency_capped(
-            &caps,
-            known
-                .recent
-                .get(&(channel.clone(), profile.profile_id.clone()))
-                .map_or(&[][..], Vec::as_slice),
-            now.as_millisecond(),
-        );
+        let capped = known.recent.get(channel).and_then(|capped| {
+            policy::frequency_capped(
+                &capped.caps,
+                capped
+                    .sent_ms
+                    .get(&profile.profile_id)
+                    .map_or(&[][..], Vec::as_slice),
+                now.as_millisecond(),
+            )
+        });
         let verdict = match capped {
             Some(reason) => Decision::Skip(reason),
             None => policy::decide(campaign, channel, info, &view, now),
