@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use switchboard_e2e::platforms::whatsapp;
 use switchboard_e2e::{Harness, admin_client};
 use switchboard_simulator::whatsapp::{Template, TemplateCategory};
-use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};
 
 const TRIGGER: &str = r#"
 name = "cart-now"
@@ -58,20 +58,9 @@ async fn bench() {
     let rate = env("RATE", 200);
     let seconds = env("SECONDS", 15);
     let batch = env("BATCH", 10).max(1);
-    let harness = Harness::start(
-        SimulatorConfig {
-            whatsapp: WhatsAppConfig {
-                messages_per_second: 0,
-                send_statuses: false,
-                ..WhatsAppConfig::default()
-            },
-            ..SimulatorConfig::default()
-        },
-        "",
-    )
-    .await;
-    let whatsapp = harness.simulator.whatsapp();
-    whatsapp.add_template(Template {
+    let harness = Harness::start(whatsapp::unlimited(), "").await;
+    let platform = harness.simulator.whatsapp();
+    platform.add_template(Template {
         name: "cart_reminder".into(),
         language: "en_US".into(),
         category: TemplateCategory::Marketing,
@@ -79,9 +68,7 @@ async fn bench() {
         header_params: 0,
         body_text: "{{1}}, your cart is waiting".into(),
     });
-    let engine = harness.engine();
-    engine.start();
-    harness.serve_state(harness.app_state(engine)).await;
+    harness.serve_delivering().await;
     let url = harness.admin_url();
     let client = admin_client();
     let created = client
@@ -127,10 +114,10 @@ async fn bench() {
     }
     let posting = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while (whatsapp.messages().len() as u64) < total && Instant::now() < deadline {
+    while (platform.messages().len() as u64) < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut latencies: Vec<i64> = whatsapp
+    let mut latencies: Vec<i64> = platform
         .messages()
         .iter()
         .filter_map(|m| posted_at.get(&m.wa_id).map(|at| m.received_at_ms - at))

@@ -269,6 +269,14 @@ impl Harness {
         self.serve_state(state).await
     }
 
+    /// Like [`Harness::serve`], with a started delivery engine working the
+    /// outbox as `switchboard serve` does.
+    pub async fn serve_delivering(&self) -> String {
+        let engine = self.engine();
+        engine.start();
+        self.serve_state(self.app_state(engine)).await
+    }
+
     /// A delivery engine over the harness's host, not started.
     pub fn engine(&self) -> std::sync::Arc<switchboard_delivery::Engine> {
         std::sync::Arc::new(switchboard_delivery::Engine::new(

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use switchboard_e2e::api::{status, submit};
+use switchboard_e2e::platforms::whatsapp;
 use switchboard_e2e::{ServeProcess, adapter_packages, admin_client, config_text};
-use switchboard_simulator::{Simulator, SimulatorConfig, WhatsAppConfig};
+use switchboard_simulator::Simulator;
 use switchboard_store::postgres::test_database_url;
 use switchboard_store::{PostgresStore, SendQuery, SendState, SqliteStore, Store};
 
@@ -49,19 +50,9 @@ enum Backend {
 }
 
 async fn run(backend: Backend, nodes: usize) {
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimulatorConfig {
-            whatsapp: WhatsAppConfig {
-                messages_per_second: 0,
-                send_statuses: false,
-                ..WhatsAppConfig::default()
-            },
-            ..SimulatorConfig::default()
-        },
-    )
-    .await
-    .expect("simulator starts");
+    let simulator = Simulator::start("127.0.0.1:0".parse().unwrap(), whatsapp::unlimited())
+        .await
+        .expect("simulator starts");
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_text(&simulator, adapter_packages(), FAST);
     let (store, postgres_url): (std::sync::Arc<dyn Store>, Option<String>) = match backend {
@@ -95,19 +86,19 @@ async fn run(backend: Backend, nodes: usize) {
     submit(&client, &admin, CAMPAIGN, &audience()).await;
 
     // Kill one node with SIGKILL once about a third has gone out.
-    let whatsapp = simulator.whatsapp();
+    let platform = simulator.whatsapp();
     let started = Instant::now();
-    while whatsapp.messages().len() < RECIPIENTS / 3 {
+    while platform.messages().len() < RECIPIENTS / 3 {
         assert!(
             started.elapsed() < Duration::from_secs(600),
             "only {} messages in 10 minutes",
-            whatsapp.messages().len()
+            platform.messages().len()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let victim = serving.remove(nodes - 1);
     victim.kill();
-    let at_kill = whatsapp.messages().len();
+    let at_kill = platform.messages().len();
     if serving.is_empty() {
         // One node: start it again, as an operator (or systemd) would.
         serving.push(ServeProcess::start(&config_path));
@@ -133,7 +124,7 @@ async fn run(backend: Backend, nodes: usize) {
     };
     let elapsed = started.elapsed();
 
-    let accepted = whatsapp.recipient_counts();
+    let accepted = platform.recipient_counts();
     assert_eq!(simulator.duplicates()["whatsapp"], 0, "nobody got it twice");
     let by_state: BTreeMap<String, u64> = serde_json::from_value(settled["sends"].clone()).unwrap();
     let sent = by_state.get("sent").copied().unwrap_or(0);

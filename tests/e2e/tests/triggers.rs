@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchboard_e2e::platforms::whatsapp;
 use switchboard_e2e::{Harness, admin_client};
 use switchboard_simulator::whatsapp::{Template, TemplateCategory};
-use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};
 
 const CART_NUDGE: &str = r#"
 name = "cart-nudge"
@@ -63,6 +63,17 @@ async fn post(client: &reqwest::Client, url: &str, path: &str, body: Value) -> (
     (status, response.json().await.expect("JSON body"))
 }
 
+async fn get(client: &reqwest::Client, url: &str, path: &str) -> Value {
+    client
+        .get(format!("{url}{path}"))
+        .send()
+        .await
+        .expect("admin API answers")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 /// The one action of the one event a request carried.
 fn action(body: &Value, event: usize) -> &Value {
     &body["results"][event]["actions"][0]
@@ -70,20 +81,9 @@ fn action(body: &Value, event: usize) -> &Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_carts_are_nudged_once_after_the_wait_unless_the_customer_buys() {
-    let harness = Harness::start(
-        SimulatorConfig {
-            whatsapp: WhatsAppConfig {
-                messages_per_second: 0,
-                send_statuses: false,
-                ..WhatsAppConfig::default()
-            },
-            ..SimulatorConfig::default()
-        },
-        "\n[frequency_caps]\nper_day = 1\n",
-    )
-    .await;
-    let whatsapp = harness.simulator.whatsapp();
-    whatsapp.add_template(Template {
+    let harness = Harness::start(whatsapp::unlimited(), "\n[frequency_caps]\nper_day = 1\n").await;
+    let platform = harness.simulator.whatsapp();
+    platform.add_template(Template {
         name: "cart_reminder".into(),
         language: "en_US".into(),
         category: TemplateCategory::Marketing,
@@ -91,9 +91,7 @@ async fn abandoned_carts_are_nudged_once_after_the_wait_unless_the_customer_buys
         header_params: 0,
         body_text: "{{1}}, your cart is waiting: {{2}}".into(),
     });
-    let engine = harness.engine();
-    engine.start();
-    harness.serve_state(harness.app_state(engine)).await;
+    harness.serve_delivering().await;
     let url = harness.admin_url();
     let client = admin_client();
 
@@ -169,26 +167,19 @@ async fn abandoned_carts_are_nudged_once_after_the_wait_unless_the_customer_buys
     // Nothing before the wait is over.
     tokio::time::sleep(Duration::from_millis(1_200).saturating_sub(started.elapsed())).await;
     assert!(
-        whatsapp.messages().is_empty(),
+        platform.messages().is_empty(),
         "sent before the wait: {:?}",
-        whatsapp.messages()
+        platform.messages()
     );
 
     // p1's nudge goes out once, with the event's properties.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while whatsapp.messages_to(&phone(1)).is_empty() && Instant::now() < deadline {
+    while platform.messages_to(&phone(1)).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let sent = whatsapp.messages_to(&phone(1));
+    let sent = platform.messages_to(&phone(1));
     if sent.len() != 1 {
-        let sends: Value = client
-            .get(format!("{url}/api/sends?campaign=cart-nudge"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let sends = get(&client, &url, "/api/sends?campaign=cart-nudge").await;
         panic!("p1 got {} messages; the outbox: {sends}", sent.len());
     }
     assert_eq!(sent[0].template_name.as_deref(), Some("cart_reminder"));
@@ -224,14 +215,7 @@ async fn abandoned_carts_are_nudged_once_after_the_wait_unless_the_customer_buys
     .await;
     assert_eq!(action(&body, 0)["outcome"], "skipped", "{body}");
     assert_eq!(action(&body, 0)["reason"], "frequency_cap", "{body}");
-    let decisions: Value = client
-        .get(format!("{url}/api/profiles/p1/decisions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let decisions = get(&client, &url, "/api/profiles/p1/decisions").await;
     let last = decisions
         .as_array()
         .and_then(|d| d.last())
@@ -250,22 +234,15 @@ async fn abandoned_carts_are_nudged_once_after_the_wait_unless_the_customer_buys
     tokio::time::sleep(Duration::from_secs(2)).await;
     for n in 2..=4 {
         assert!(
-            whatsapp.messages_to(&phone(n)).is_empty(),
+            platform.messages_to(&phone(n)).is_empty(),
             "p{n} got a message: {:?}",
-            whatsapp.messages_to(&phone(n))
+            platform.messages_to(&phone(n))
         );
     }
-    assert_eq!(whatsapp.messages().len(), 1);
+    assert_eq!(platform.messages().len(), 1);
     assert_eq!(harness.simulator.duplicates()["whatsapp"], 0);
 
-    let status: Value = client
-        .get(format!("{url}/api/campaigns/cart-nudge"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get(&client, &url, "/api/campaigns/cart-nudge").await;
     assert_eq!(status["sends"]["sent"], 1, "{status}");
     assert_eq!(status["sends"]["cancelled"], 1, "{status}");
     assert_eq!(

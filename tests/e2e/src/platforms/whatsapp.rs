@@ -12,6 +12,19 @@ use crate::{Harness, sign_hex_sha256};
 /// The verify token the harness configures.
 pub const VERIFY_TOKEN: &str = "verify-me";
 
+/// A simulator whose WhatsApp has no throughput limit and posts no status
+/// webhooks: what tests of the host's own pace and durability want.
+pub fn unlimited() -> SimulatorConfig {
+    SimulatorConfig {
+        whatsapp: switchboard_simulator::WhatsAppConfig {
+            messages_per_second: 0,
+            send_statuses: false,
+            ..Default::default()
+        },
+        ..SimulatorConfig::default()
+    }
+}
+
 /// The `[channels.whatsapp]` table pointing the adapter at the simulator.
 pub fn config_section(simulator: &SimulatorHandle) -> String {
     section(simulator, simulator.whatsapp().access_token())
