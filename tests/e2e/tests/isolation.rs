@@ -3,7 +3,7 @@
 //! 600 s", burning its CPU budget, sleeping until its call times out —
 //! holds only its own lane. WhatsApp's recipients all get their message and
 //! the campaign finishes. (How much WhatsApp's throughput keeps is measured
-//! by `cargo bench -p switchboard-e2e --bench isolation`.)
+//! by `cargo bench -p switchboard-e2e --bench delivery`.)
 
 use switchboard_e2e::Harness;
 use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};

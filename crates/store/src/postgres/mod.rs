@@ -32,6 +32,7 @@
 
 mod campaigns;
 mod events;
+mod group_commit;
 mod kv;
 mod outbox;
 mod recipients;
@@ -78,6 +79,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The URL without its password, for messages.
     location: String,
+    /// Write-ahead marks of requests leaving together, committed together.
+    write_ahead: group_commit::WriteAheadGroups,
 }
 
 /// Why an operation failed, before it is named.
@@ -137,6 +140,18 @@ fn database_error(location: &str, what: &str, message: impl std::fmt::Display) -
     StoreError::Database {
         database: PathBuf::from(location),
         message: format!("{what}: {message}"),
+    }
+}
+
+/// The store error for `failure` while doing `what` on the database at
+/// `location`.
+fn failed_at(location: &str, what: &str, failure: Failure) -> StoreError {
+    match failure {
+        Failure::Sql(error) => database_error(location, what, describe(&error)),
+        Failure::Corrupt(message) => StoreError::Corrupt {
+            database: PathBuf::from(location),
+            message: format!("{what}: {message}"),
+        },
     }
 }
 
@@ -364,6 +379,7 @@ impl PostgresStore {
             ));
         }
         Ok(Self {
+            write_ahead: group_commit::WriteAheadGroups::new(pool.clone(), target.location.clone()),
             pool,
             location: target.location,
         })
@@ -445,13 +461,7 @@ impl PostgresStore {
     }
 
     fn failed(&self, what: &str, failure: Failure) -> StoreError {
-        match failure {
-            Failure::Sql(error) => database_error(&self.location, what, describe(&error)),
-            Failure::Corrupt(message) => StoreError::Corrupt {
-                database: PathBuf::from(&self.location),
-                message: format!("{what}: {message}"),
-            },
-        }
+        failed_at(&self.location, what, failure)
     }
 }
 
@@ -477,9 +487,7 @@ impl Store for PostgresStore {
     }
 
     async fn mark_written(&self, owner: &str, keys: Vec<String>) -> StoreResult<Vec<String>> {
-        autocommit!(self, "recording requests about to leave", |c| {
-            outbox::mark_written(c, owner, &keys)
-        })
+        self.write_ahead.mark(owner, keys).await
     }
 
     async fn settle(

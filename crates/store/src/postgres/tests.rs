@@ -340,3 +340,57 @@ async fn statuses_racing_settlements_all_land() {
     })
     .await;
 }
+
+/// Marks from many requests at once, of two lease owners, are committed in
+/// groups; each request still learns exactly which of its own keys it no
+/// longer holds, and every held key is marked (a lease taken over after
+/// the engine died would make each one uncertain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_ahead_marks_committed_together_answer_each_request() {
+    with_postgres(|backend| async move {
+        let store = Arc::new(PostgresStore::connect(&backend.url).await.unwrap());
+        let sends: Vec<NewSend> = (0..400)
+            .map(|i| send(&format!("m{i:04}"), "whatsapp", false))
+            .collect();
+        store.enqueue(sends, vec![]).await.unwrap();
+        let a = keys(&store.claim(claim("whatsapp", "a", 200, 1)).await.unwrap());
+        let b = keys(&store.claim(claim("whatsapp", "b", 200, 1)).await.unwrap());
+        assert_eq!((a.len(), b.len()), (200, 200));
+        let mut requests = Vec::new();
+        for (index, key) in a.iter().chain(&b).enumerate() {
+            let store = Arc::clone(&store);
+            // Each request names its own key, and every fourth one also a
+            // key of the other owner, which it does not hold.
+            let owner = if index < 200 { "a" } else { "b" };
+            let other = if index < 200 {
+                &b[index]
+            } else {
+                &a[index - 200]
+            };
+            let mut asked = vec![key.clone()];
+            if index % 4 == 0 {
+                asked.push(other.clone());
+            }
+            let expected_lost: Vec<String> = asked[1..].to_vec();
+            requests.push(tokio::spawn(async move {
+                let lost = store.mark_written(owner, asked).await.unwrap();
+                assert_eq!(lost, expected_lost, "request {index} of owner {owner}");
+            }));
+        }
+        for request in requests {
+            request.await.unwrap();
+        }
+        // Both engines die: every key was marked, so each becomes uncertain.
+        let taken = store
+            .claim(ClaimRequest {
+                lease_ms: 1_000,
+                ..claim("whatsapp", "c", 1_000, 10_000)
+            })
+            .await
+            .unwrap();
+        assert!(taken.is_empty(), "nothing written is handed out again");
+        let counts = store.campaign_counts("winback").await.unwrap();
+        assert_eq!(counts.by_state["uncertain"], 400, "{:?}", counts.by_state);
+    })
+    .await;
+}
