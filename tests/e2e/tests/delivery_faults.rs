@@ -111,6 +111,10 @@ async fn a_reset_after_the_platform_accepted_is_uncertain_not_resent() {
         RECIPIENTS - resets
     );
     uncertain_only_where_accepted(&sends, &accepted);
+    eprintln!(
+        "reset after accepting: {RECIPIENTS} recipients, {resets} resets, {states:?}, accepted {}, duplicates 0",
+        accepted.len()
+    );
     assert_eq!(
         report.count("uncertain") as usize,
         resets,
@@ -197,6 +201,10 @@ async fn a_slow_platform_leaves_no_never_sent_message_uncertain() {
         "{states:?}"
     );
     uncertain_only_where_accepted(&sends, &accepted);
+    eprintln!(
+        "slow platform (700 ms a reply, 4 s calls): {RECIPIENTS} recipients, {states:?}, accepted {}, duplicates 0",
+        accepted.len()
+    );
     // Sends that went out carry their platform ids (nothing reached was dropped).
     for send in sends.iter().filter(|s| s.state == "sent") {
         assert!(send.platform_message_id.is_some(), "{send:?}");
