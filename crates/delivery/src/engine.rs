@@ -162,11 +162,6 @@ impl Engine {
         }
     }
 
-    /// How many engines share the outbox, as last heard.
-    pub fn nodes(&self) -> u32 {
-        self.shared.nodes.load(Ordering::Relaxed)
-    }
-
     fn ensure_lanes(&self) {
         let Ok(mut lanes) = self.lanes.lock() else {
             return;

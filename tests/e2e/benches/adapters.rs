@@ -13,7 +13,6 @@ use switchboard_contract::model::OutboundMessage;
 use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::{class_of, kakaotalk, line, rcs, telegram, wechat, whatsapp};
 use switchboard_runtime::{AdapterRuntime, PackageTrust, RuntimeOptions};
-use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};
 
 const SINGLE_CALLS: usize = 300;
 const BATCH_CALLS: usize = 20;
@@ -83,14 +82,7 @@ fn wechat_template() -> &'static str {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let simulator = SimulatorConfig {
-        whatsapp: WhatsAppConfig {
-            messages_per_second: 0,
-            send_statuses: false,
-            ..WhatsAppConfig::default()
-        },
-        ..SimulatorConfig::default()
-    };
+    let simulator = whatsapp::unlimited();
     let harness = Harness::start(simulator, "").await;
     harness.simulator.rcs().set_messages_per_second(0);
     harness.simulator.rcs().set_send_statuses(false);

@@ -14,18 +14,7 @@
 use std::time::Instant;
 
 use switchboard_e2e::Harness;
-use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};
-
-fn whatsapp(messages_per_second: u32) -> SimulatorConfig {
-    SimulatorConfig {
-        whatsapp: WhatsAppConfig {
-            messages_per_second,
-            send_statuses: false,
-            ..WhatsAppConfig::default()
-        },
-        ..SimulatorConfig::default()
-    }
-}
+use switchboard_e2e::platforms::whatsapp;
 
 const TEMPLATE: &str = "[templates.whatsapp]\nname = \"order_update\"\nlanguage = \"en_US\"\nparameters = [\"{{name}}\", \"{{order}}\"]\n";
 
@@ -88,7 +77,7 @@ async fn whatsapp_rate(harness: &Harness, name: &str, route: &str, csv: &str, co
 async fn main() {
     // 429 storm.
     let storm = Harness::start(
-        whatsapp(100),
+        whatsapp::at_rate(100),
         "messages_per_second = 1000\n[dispatch]\nretry_base_ms = 20\nretry_max_ms = 200\n",
     )
     .await;
@@ -117,7 +106,7 @@ async fn main() {
 
     // Isolation.
     let harness = Harness::start(
-        whatsapp(0),
+        whatsapp::at_rate(0),
         "messages_per_second = 100000\n[dispatch]\nmax_attempts = 2\nretry_base_ms = 20\nretry_max_ms = 50\nmax_retry_after_ms = 1000\n\n[sandbox]\ncpu_budget_ms = 200\ncall_timeout_ms = 2000\n",
     )
     .await;

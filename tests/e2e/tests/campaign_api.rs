@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_e2e::api::{count, submit, watch};
+use switchboard_e2e::platforms::whatsapp;
 use switchboard_e2e::{ServeProcess, adapter_packages, config_text};
 use switchboard_simulator::whatsapp::{Template, TemplateCategory};
-use switchboard_simulator::{
-    FaultConfig, Simulator, SimulatorConfig, SimulatorHandle, WhatsAppConfig,
-};
+use switchboard_simulator::{FaultConfig, Simulator, SimulatorHandle};
 use switchboard_store::{SendQuery, SendState, SqliteStore, Store};
 
 const WINBACK: &str = r#"
@@ -40,19 +39,9 @@ struct Setup {
 
 impl Setup {
     async fn start(extra: &str) -> Self {
-        let simulator = Simulator::start(
-            "127.0.0.1:0".parse().unwrap(),
-            SimulatorConfig {
-                whatsapp: WhatsAppConfig {
-                    messages_per_second: 0,
-                    send_statuses: false,
-                    ..WhatsAppConfig::default()
-                },
-                ..SimulatorConfig::default()
-            },
-        )
-        .await
-        .unwrap();
+        let simulator = Simulator::start("127.0.0.1:0".parse().unwrap(), whatsapp::unlimited())
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("switchboard.toml"),

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_e2e::platforms::line::user_id;
+use switchboard_e2e::platforms::whatsapp;
 use switchboard_e2e::{adapter_packages, config_text, switchboard_binary};
-use switchboard_simulator::{
-    LineConfig, Simulator, SimulatorConfig, SimulatorHandle, WhatsAppConfig,
-};
+use switchboard_simulator::{LineConfig, Simulator, SimulatorConfig, SimulatorHandle};
 use switchboard_store::{SendQuery, SqliteStore, Store};
 
 /// Quick retries and short leases, so that a run after a kill takes over
@@ -114,21 +113,10 @@ language = "en_US"
 parameters = ["{{name}}"]
 "#;
 
-fn unlimited_whatsapp() -> SimulatorConfig {
-    SimulatorConfig {
-        whatsapp: WhatsAppConfig {
-            messages_per_second: 0,
-            send_statuses: false,
-            ..WhatsAppConfig::default()
-        },
-        ..SimulatorConfig::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_send_three_times_never_sends_twice_or_loses_anyone() {
     const RECIPIENTS: usize = 20_000;
-    let setup = Setup::start(unlimited_whatsapp(), FAST).await;
+    let setup = Setup::start(whatsapp::unlimited(), FAST).await;
     setup.write("audience.csv", &whatsapp_audience(RECIPIENTS));
     setup.write("campaign.toml", WHATSAPP_CAMPAIGN);
     let whatsapp = setup.simulator.whatsapp();
@@ -258,7 +246,7 @@ async fn killing_a_line_multicast_resends_whole_groups_under_their_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_send_processes_of_one_campaign_send_each_message_once() {
     const RECIPIENTS: usize = 5_000;
-    let setup = Setup::start(unlimited_whatsapp(), FAST).await;
+    let setup = Setup::start(whatsapp::unlimited(), FAST).await;
     setup.write("audience.csv", &whatsapp_audience(RECIPIENTS));
     setup.write("campaign.toml", WHATSAPP_CAMPAIGN);
     let first = setup.send("first");

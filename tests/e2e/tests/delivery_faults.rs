@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use switchboard_e2e::Harness;
 use switchboard_e2e::platforms::line::user_id;
-use switchboard_simulator::{FaultConfig, LineConfig, SimulatorConfig, WhatsAppConfig};
+use switchboard_e2e::platforms::whatsapp;
+use switchboard_simulator::{FaultConfig, LineConfig, SimulatorConfig};
 use switchboard_store::{SendQuery, SendRecord};
 
 const CAMPAIGN: &str = r#"
@@ -29,17 +30,6 @@ fn audience(count: usize) -> String {
         text.push_str(&format!("f{i:04},N{i},+491512{i:07},yes\n"));
     }
     text
-}
-
-fn whatsapp(messages_per_second: u32) -> SimulatorConfig {
-    SimulatorConfig {
-        whatsapp: WhatsAppConfig {
-            messages_per_second,
-            send_statuses: false,
-            ..WhatsAppConfig::default()
-        },
-        ..SimulatorConfig::default()
-    }
 }
 
 async fn sends(harness: &Harness, campaign: &str) -> Vec<SendRecord> {
@@ -78,7 +68,7 @@ fn uncertain_only_where_accepted(sends: &[SendRecord], accepted: &BTreeMap<Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_after_the_platform_accepted_is_uncertain_not_resent() {
     const RECIPIENTS: usize = 300;
-    let harness = Harness::start(whatsapp(0), FAST_RETRIES).await;
+    let harness = Harness::start(whatsapp::at_rate(0), FAST_RETRIES).await;
     harness
         .simulator
         .set_faults(FaultConfig {
@@ -173,7 +163,7 @@ async fn a_slow_platform_leaves_no_never_sent_message_uncertain() {
     // finish in one call. What the call reached is kept, the message whose
     // request was in flight is uncertain, the rest go in the next call.
     let harness = Harness::start(
-        whatsapp(0),
+        whatsapp::at_rate(0),
         &format!("{FAST_RETRIES}\n[sandbox]\ncall_timeout_ms = 4000\n"),
     )
     .await;
@@ -216,7 +206,7 @@ async fn a_429_storm_slows_the_channel_down_and_delivers_everyone_once() {
     const RECIPIENTS: usize = 500;
     // The platform takes 100 a second; the host is told 1,000.
     let harness = Harness::start(
-        whatsapp(100),
+        whatsapp::at_rate(100),
         &format!("messages_per_second = 1000\n{FAST_RETRIES}"),
     )
     .await;

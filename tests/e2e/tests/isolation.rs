@@ -6,7 +6,7 @@
 //! by `cargo bench -p switchboard-e2e --bench delivery`.)
 
 use switchboard_e2e::Harness;
-use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};
+use switchboard_e2e::platforms::whatsapp;
 use switchboard_store::SendQuery;
 
 const CAMPAIGN: &str = r#"
@@ -27,14 +27,7 @@ parameters = ["{{name}}", "{{order}}"]
 async fn a_hostile_channel_in_the_route_does_not_hold_whatsapp_back() {
     const WHATSAPP: usize = 300;
     const HOSTILE: usize = 15;
-    let simulator = SimulatorConfig {
-        whatsapp: WhatsAppConfig {
-            messages_per_second: 0,
-            send_statuses: false,
-            ..WhatsAppConfig::default()
-        },
-        ..SimulatorConfig::default()
-    };
+    let simulator = whatsapp::unlimited();
     let harness = Harness::start(
         simulator,
         "\n[dispatch]\nmax_attempts = 2\nretry_base_ms = 20\nretry_max_ms = 50\nmax_retry_after_ms = 1000\n\n[sandbox]\ncpu_budget_ms = 200\ncall_timeout_ms = 2000\n",

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchboard_e2e::api::{count, submit, watch};
+use switchboard_e2e::platforms::whatsapp;
 use switchboard_e2e::{
     ServeProcess, adapter_packages, config_text, packages_with, switchboard_binary,
 };
-use switchboard_simulator::{Simulator, SimulatorConfig, WhatsAppConfig};
+use switchboard_simulator::Simulator;
 
 const WINBACK: &str = r#"
 name = "swap-winback"
@@ -122,19 +123,9 @@ fn channel<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_packages_signed_by_a_trusted_key_load_and_a_new_version_swaps_in_mid_campaign() {
-    let simulator = Simulator::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimulatorConfig {
-            whatsapp: WhatsAppConfig {
-                messages_per_second: 0,
-                send_statuses: false,
-                ..WhatsAppConfig::default()
-            },
-            ..SimulatorConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let simulator = Simulator::start("127.0.0.1:0".parse().unwrap(), whatsapp::unlimited())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (bsp_key, bsp_public) = keygen(dir.path(), "bsp");
     let (stranger_key, _) = keygen(dir.path(), "stranger");

@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use switchboard_e2e::Harness;
-use switchboard_simulator::{SimulatorConfig, WhatsAppConfig};
+use switchboard_e2e::platforms::whatsapp;
+use switchboard_simulator::SimulatorConfig;
 
 const AUDIENCE: &str = "\
 profile_id,name,country,phone,consent_whatsapp_marketing
@@ -186,14 +187,7 @@ async fn free_form_outside_the_window_is_refused_by_policy_and_if_forced_by_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throughput_limit_errors_are_retried_not_lost() {
-    let simulator = SimulatorConfig {
-        whatsapp: WhatsAppConfig {
-            messages_per_second: 5,
-            send_statuses: false,
-            ..WhatsAppConfig::default()
-        },
-        ..SimulatorConfig::default()
-    };
+    let simulator = whatsapp::at_rate(5);
     // The operator lets the host send far faster than the number allows, so
     // it meets 130429 and must back off and retry.
     let harness = Harness::start(

@@ -134,19 +134,8 @@ async fn commit_groups(pool: PgPool, location: String, mut queue: mpsc::Unbounde
 /// One statement marking `keys`, again if PostgreSQL aborts it as a
 /// deadlock or serialization failure.
 async fn mark_with_retries(pool: &PgPool, owner: &str, keys: &[String]) -> Fallible<Vec<String>> {
-    let mut attempt = 0;
-    loop {
-        let outcome: Fallible<Vec<String>> = async {
-            let mut connection = pool.acquire().await?;
-            outbox::mark_written(&mut connection, owner, keys).await
-        }
-        .await;
-        match outcome {
-            Err(failure) if failure.is_transient() && attempt < MAX_RETRIES => {
-                attempt += 1;
-                backoff(attempt).await;
-            }
-            other => return other,
-        }
-    }
+    retrying!(async {
+        let mut connection = pool.acquire().await?;
+        outbox::mark_written(&mut connection, owner, keys).await
+    })
 }

@@ -32,7 +32,6 @@
 
 mod campaigns;
 mod events;
-mod group_commit;
 mod kv;
 mod outbox;
 mod recipients;
@@ -164,32 +163,41 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 4 + jitter)).await;
 }
 
+/// Evaluate `$attempt` (an `async` block giving a [`Fallible`]) and await it,
+/// again while PostgreSQL aborts it as a deadlock or serialization failure
+/// (at most [`MAX_RETRIES`] times, backing off); gives its last outcome.
+macro_rules! retrying {
+    ($attempt:expr) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            let outcome: Fallible<_> = $attempt.await;
+            match outcome {
+                Err(failure) if failure.is_transient() && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 /// Run `$body` (a future using `$conn: &mut PgConnection`) in a
 /// transaction, again if PostgreSQL aborts it as a deadlock or
 /// serialization failure; name the operation `$what` in errors.
 macro_rules! transaction {
     ($store:expr, $what:expr, |$conn:ident| $body:expr) => {{
         let store: &PostgresStore = $store;
-        let mut attempt: u32 = 0;
-        loop {
-            let outcome: Fallible<_> = async {
-                let mut transaction = store.pool.begin().await?;
-                let value = {
-                    let $conn: &mut PgConnection = &mut transaction;
-                    $body.await?
-                };
-                transaction.commit().await?;
-                Ok(value)
-            }
-            .await;
-            match outcome {
-                Err(failure) if failure.is_transient() && attempt < MAX_RETRIES => {
-                    attempt += 1;
-                    backoff(attempt).await;
-                }
-                other => break other.map_err(|failure| store.failed($what, failure)),
-            }
-        }
+        retrying!(async {
+            let mut transaction = store.pool.begin().await?;
+            let value = {
+                let $conn: &mut PgConnection = &mut transaction;
+                $body.await?
+            };
+            transaction.commit().await?;
+            Ok(value)
+        })
+        .map_err(|failure| store.failed($what, failure))
     }};
 }
 
@@ -198,24 +206,17 @@ macro_rules! transaction {
 macro_rules! autocommit {
     ($store:expr, $what:expr, |$conn:ident| $body:expr) => {{
         let store: &PostgresStore = $store;
-        let mut attempt: u32 = 0;
-        loop {
-            let outcome: Fallible<_> = async {
-                let mut connection = store.pool.acquire().await?;
-                let $conn: &mut PgConnection = &mut connection;
-                $body.await
-            }
-            .await;
-            match outcome {
-                Err(failure) if failure.is_transient() && attempt < MAX_RETRIES => {
-                    attempt += 1;
-                    backoff(attempt).await;
-                }
-                other => break other.map_err(|failure| store.failed($what, failure)),
-            }
-        }
+        retrying!(async {
+            let mut connection = store.pool.acquire().await?;
+            let $conn: &mut PgConnection = &mut connection;
+            $body.await
+        })
+        .map_err(|failure| store.failed($what, failure))
     }};
 }
+
+// Declared after the macros above, which it uses.
+mod group_commit;
 
 /// A URL taken apart: what sqlx connects with, and Switchboard's own parameters.
 struct Target {

@@ -384,35 +384,42 @@ pub(super) async fn record_decisions(
 
 // ---- claim ---------------------------------------------------------------
 
+/// A claim statement: lease the rows that `$picked` selects (each send's
+/// key and its `rank_ms`, locked with `SKIP LOCKED`) and return what
+/// [`claimed_send`] reads.
+macro_rules! lease_picked {
+    ($picked:literal) => {
+        concat!(
+            "WITH picked AS (",
+            $picked,
+            ")
+    UPDATE sends s SET state = 'leased', lease_owner = $5, lease_expires_ms = $6, written = FALSE,
+        attempts = s.attempts + 1, updated_ms = $2
+    FROM picked WHERE s.idempotency_key = picked.idempotency_key
+    RETURNING picked.rank_ms, s.idempotency_key, s.campaign, s.profile_id, s.line, s.channel,
+        s.address, s.step, s.purpose, s.content, s.ttl_seconds, s.window_opener, s.deduplicates,
+        s.attempts, s.rate_limited, s.deadline_ms, s.created_ms"
+        )
+    };
+}
+
 /// Lease due sends: pending, or deferred or retrying with the due time reached.
-const LEASE_DUE: &str = "
-    WITH picked AS (
-        SELECT idempotency_key, due_ms AS rank_ms FROM sends
+const LEASE_DUE: &str = lease_picked!(
+    "SELECT idempotency_key, due_ms AS rank_ms FROM sends
         WHERE channel = $1 AND state IN ('pending', 'deferred', 'retrying') AND due_ms <= $2
           AND ($4::text IS NULL OR campaign = $4)
         ORDER BY due_ms LIMIT $3
-        FOR UPDATE SKIP LOCKED)
-    UPDATE sends s SET state = 'leased', lease_owner = $5, lease_expires_ms = $6, written = FALSE,
-        attempts = s.attempts + 1, updated_ms = $2
-    FROM picked WHERE s.idempotency_key = picked.idempotency_key
-    RETURNING picked.rank_ms, s.idempotency_key, s.campaign, s.profile_id, s.line, s.channel,
-        s.address, s.step, s.purpose, s.content, s.ttl_seconds, s.window_opener, s.deduplicates,
-        s.attempts, s.rate_limited, s.deadline_ms, s.created_ms";
+        FOR UPDATE SKIP LOCKED"
+);
 
 /// Lease sends whose lease expired before any request left (safe to take over).
-const LEASE_EXPIRED: &str = "
-    WITH picked AS (
-        SELECT idempotency_key, lease_expires_ms AS rank_ms FROM sends
+const LEASE_EXPIRED: &str = lease_picked!(
+    "SELECT idempotency_key, lease_expires_ms AS rank_ms FROM sends
         WHERE channel = $1 AND state = 'leased' AND lease_expires_ms <= $2 AND NOT written
           AND ($4::text IS NULL OR campaign = $4)
         ORDER BY lease_expires_ms LIMIT $3
-        FOR UPDATE SKIP LOCKED)
-    UPDATE sends s SET state = 'leased', lease_owner = $5, lease_expires_ms = $6, written = FALSE,
-        attempts = s.attempts + 1, updated_ms = $2
-    FROM picked WHERE s.idempotency_key = picked.idempotency_key
-    RETURNING picked.rank_ms, s.idempotency_key, s.campaign, s.profile_id, s.line, s.channel,
-        s.address, s.step, s.purpose, s.content, s.ttl_seconds, s.window_opener, s.deduplicates,
-        s.attempts, s.rate_limited, s.deadline_ms, s.created_ms";
+        FOR UPDATE SKIP LOCKED"
+);
 
 fn claimed_send(row: &PgRow) -> Fallible<(i64, ClaimedSend)> {
     let content: String = row.try_get("content")?;

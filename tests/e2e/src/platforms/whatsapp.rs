@@ -15,9 +15,15 @@ pub const VERIFY_TOKEN: &str = "verify-me";
 /// A simulator whose WhatsApp has no throughput limit and posts no status
 /// webhooks: what tests of the host's own pace and durability want.
 pub fn unlimited() -> SimulatorConfig {
+    at_rate(0)
+}
+
+/// A simulator whose WhatsApp takes `messages_per_second` (0: no limit) and
+/// posts no status webhooks.
+pub fn at_rate(messages_per_second: u32) -> SimulatorConfig {
     SimulatorConfig {
         whatsapp: switchboard_simulator::WhatsAppConfig {
-            messages_per_second: 0,
+            messages_per_second,
             send_statuses: false,
             ..Default::default()
         },
