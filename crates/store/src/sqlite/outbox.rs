@@ -3,6 +3,10 @@
 //! atomic, and a claim can never lease a row another process holds.
 
 use super::ALL_PURPOSES;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_contract::model::{Content, OutboundMessage, Purpose, WindowOpener};
 use switchboard_core::campaign::next_channel_key;
@@ -187,6 +191,8 @@ pub(crate) fn record_decision(connection: &Connection, decision: &DecisionRecord
 
 /// The columns a claim returns, in order.
 const CLAIMED: &str = "idempotency_key, campaign, profile_id, line, channel, address, step, purpose, content, ttl_seconds, window_opener, deduplicates, attempts, rate_limited, deadline_ms, created_ms";
+/// How many columns [`CLAIMED`] names.
+const CLAIMED_COLUMNS: usize = 16;
 
 fn claimed_send(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ClaimedRow, String, String)> {
     Ok((
@@ -262,58 +268,32 @@ pub(crate) fn claim(
 ) -> JobResult<Vec<ClaimedSend>> {
     let now = request.now_ms;
     reconcile_interrupted(connection, &request.channel, now)?;
-    // Candidates: due sends, then sends whose lease expired before any
-    // request left (safe to take over).
-    let mut keys: Vec<String> = connection
-        .prepare_cached(
-            "SELECT idempotency_key FROM sends
-             WHERE channel = ?1 AND state IN ('pending', 'deferred', 'retrying') AND due_ms <= ?2
-               AND (?4 IS NULL OR campaign = ?4)
-             ORDER BY due_ms LIMIT ?3",
-        )?
-        .query_map(
-            params![request.channel, now, request.limit, request.campaign],
-            |row| row.get(0),
-        )?
-        .collect::<Result<_, _>>()?;
-    if (keys.len() as u32) < request.limit {
-        let expired: Vec<String> = connection
-            .prepare_cached(
-                "SELECT idempotency_key FROM sends
-                 WHERE channel = ?1 AND state = 'leased' AND lease_expires_ms <= ?2 AND written = 0
-                   AND (?4 IS NULL OR campaign = ?4)
-                 ORDER BY lease_expires_ms LIMIT ?3",
-            )?
-            .query_map(
-                params![
-                    request.channel,
-                    now,
-                    request.limit - keys.len() as u32,
-                    request.campaign
-                ],
-                |row| row.get(0),
-            )?
-            .collect::<Result<_, _>>()?;
-        keys.extend(expired);
+    // Due sends first, then sends whose lease expired before any request
+    // left (safe to take over). Each is one statement that picks and
+    // leases together.
+    let mut rows = lease_picked(connection, LEASE_DUE, request, request.limit)?;
+    if (rows.len() as u32) < request.limit {
+        let rest = request.limit - rows.len() as u32;
+        rows.extend(lease_picked(connection, LEASE_EXPIRED, request, rest)?);
     }
-    let mut claimed = Vec::with_capacity(keys.len());
-    let mut lease = connection.prepare_cached(&format!(
-        "UPDATE sends SET state = 'leased', lease_owner = ?2, lease_expires_ms = ?3, written = 0,
-            attempts = attempts + 1, updated_ms = ?4
-         WHERE idempotency_key = ?1 RETURNING {CLAIMED}"
-    ))?;
-    for key in keys {
-        let Some((row, purpose, content)) = lease
-            .query_row(
-                params![key, request.owner, now + request.lease_ms, now],
-                claimed_send,
-            )
-            .optional()?
-        else {
-            continue;
-        };
-        let send = row.into_claimed(&purpose, &content)?;
-        if let Some(skip) = skip_reason(connection, &send, now)? {
+    let mut sends = Vec::with_capacity(rows.len());
+    for (row, purpose, content) in rows {
+        sends.push(row.into_claimed(&purpose, &content)?);
+    }
+    let opted_out = opted_out_since_queued(connection, &request.channel, &sends)?;
+    let mut claimed = Vec::with_capacity(sends.len());
+    for send in sends {
+        let skip = deadline_passed(&send, now).or_else(|| {
+            opted_out
+                .get(send.message.idempotency_key.as_str())
+                .map(|source| Outcome::Skipped {
+                    reason: crate::records::SkipReason::OptedOut,
+                    message: format!(
+                        "the recipient opted out after the message was queued ({source})"
+                    ),
+                })
+        });
+        if let Some(skip) = skip {
             settle_one(
                 connection,
                 &request.owner,
@@ -333,49 +313,118 @@ pub(crate) fn claim(
     Ok(claimed)
 }
 
-/// Why a just-claimed send must not go out: its deadline passed, or the
-/// recipient opted out of its purpose after it was enqueued.
-fn skip_reason(
+/// Picks due sends (`?1` channel, `?4` now, `?5` limit, `?6` campaign).
+const LEASE_DUE: &str = "SELECT rowid FROM sends
+    WHERE channel = ?1 AND state IN ('pending', 'deferred', 'retrying') AND due_ms <= ?4
+      AND (?6 IS NULL OR campaign = ?6)
+    ORDER BY due_ms LIMIT ?5";
+/// Picks sends whose lease expired before a request for them left.
+const LEASE_EXPIRED: &str = "SELECT rowid FROM sends
+    WHERE channel = ?1 AND state = 'leased' AND lease_expires_ms <= ?4 AND written = 0
+      AND (?6 IS NULL OR campaign = ?6)
+    ORDER BY lease_expires_ms LIMIT ?5";
+
+/// Lease the rows `pick` selects to the claim's owner, in one statement,
+/// and return them in the order of their due times (ties in the order they
+/// were queued), as the due-sends index lists them.
+fn lease_picked(
     connection: &Connection,
-    send: &ClaimedSend,
-    now: i64,
-) -> JobResult<Option<Outcome>> {
-    use crate::records::SkipReason;
-    if let Some(deadline) = send.deadline_ms
-        && now > deadline
-    {
-        return Ok(Some(Outcome::Skipped {
-            reason: SkipReason::DeadlinePassed,
-            message: format!(
-                "could not go out before its deadline ({})",
-                jiff::Timestamp::from_millisecond(deadline)
-                    .map_or_else(|_| format!("{deadline} ms"), |t| t.to_string())
-            ),
-        }));
-    }
-    let newest: Option<(bool, String)> = connection
-        .prepare_cached(
-            "SELECT opted_in, source FROM consent_ledger
-             WHERE channel = ?1 AND address = ?2 AND (purpose = '*' OR purpose = ?3) AND received_ms > ?4
-             ORDER BY received_ms DESC, opted_in ASC, seq DESC LIMIT 1",
-        )?
-        .query_row(
+    pick: &str,
+    request: &ClaimRequest,
+    limit: u32,
+) -> JobResult<Vec<(ClaimedRow, String, String)>> {
+    let mut leased: Vec<((i64, i64), (ClaimedRow, String, String))> = connection
+        .prepare_cached(&format!(
+            "UPDATE sends SET state = 'leased', lease_owner = ?2, lease_expires_ms = ?3, written = 0,
+                attempts = attempts + 1, updated_ms = ?4
+             WHERE rowid IN ({pick})
+             RETURNING {CLAIMED}, due_ms, rowid"
+        ))?
+        .query_map(
             params![
-                send.channel,
-                send.message.to,
-                send.message.purpose.as_str(),
-                send.created_ms
+                request.channel,
+                request.owner,
+                request.now_ms + request.lease_ms,
+                request.now_ms,
+                limit,
+                request.campaign
             ],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    Ok(match newest {
-        Some((false, source)) => Some(Outcome::Skipped {
-            reason: SkipReason::OptedOut,
-            message: format!("the recipient opted out after the message was queued ({source})"),
-        }),
-        _ => None,
+            |row| {
+                let order = (row.get(CLAIMED_COLUMNS)?, row.get(CLAIMED_COLUMNS + 1)?);
+                Ok((order, claimed_send(row)?))
+            },
+        )?
+        .collect::<Result<_, _>>()?;
+    leased.sort_by_key(|(order, _)| *order);
+    Ok(leased.into_iter().map(|(_, row)| row).collect())
+}
+
+/// Whether a just-claimed send's deadline passed.
+fn deadline_passed(send: &ClaimedSend, now: i64) -> Option<Outcome> {
+    let deadline = send.deadline_ms.filter(|deadline| now > *deadline)?;
+    Some(Outcome::Skipped {
+        reason: crate::records::SkipReason::DeadlinePassed,
+        message: format!(
+            "could not go out before its deadline ({})",
+            jiff::Timestamp::from_millisecond(deadline)
+                .map_or_else(|_| format!("{deadline} ms"), |t| t.to_string())
+        ),
     })
+}
+
+/// The claimed sends whose recipient opted out of their purpose after they
+/// were queued (key → the opt-out's source), read in one query: for each,
+/// the newest ledger entry for its address and purpose (or every purpose)
+/// received after it was created decides, an opt-out winning a tie.
+fn opted_out_since_queued(
+    connection: &Connection,
+    channel: &str,
+    sends: &[ClaimedSend],
+) -> JobResult<HashMap<String, String>> {
+    let Some(oldest) = sends.iter().map(|send| send.created_ms).min() else {
+        return Ok(HashMap::new());
+    };
+    let addresses: Rc<Vec<Value>> = Rc::new(
+        sends
+            .iter()
+            .map(|send| Value::from(send.message.to.clone()))
+            .collect(),
+    );
+    // Newest first, as the per-send rule orders them.
+    let entries: Vec<(String, String, bool, String, i64)> = connection
+        .prepare_cached(
+            "SELECT address, purpose, opted_in, source, received_ms FROM consent_ledger
+             WHERE channel = ?1 AND address IN rarray(?2) AND received_ms > ?3
+             ORDER BY received_ms DESC, opted_in ASC, seq DESC",
+        )?
+        .query_map(params![channel, addresses, oldest], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut opted_out = HashMap::new();
+    if entries.is_empty() {
+        return Ok(opted_out);
+    }
+    for send in sends {
+        let purpose = send.message.purpose.as_str();
+        let newest = entries
+            .iter()
+            .find(|(address, entry_purpose, _, _, received)| {
+                *address == send.message.to
+                    && (entry_purpose == ALL_PURPOSES || entry_purpose == purpose)
+                    && *received > send.created_ms
+            });
+        if let Some((_, _, false, source, _)) = newest {
+            opted_out.insert(send.message.idempotency_key.clone(), source.clone());
+        }
+    }
+    Ok(opted_out)
 }
 
 /// Expired leases whose request was written: resent under the same key
@@ -447,10 +496,83 @@ pub(crate) fn settle(
     settlements: &[Settlement],
     now: i64,
 ) -> JobResult<Vec<Settle>> {
+    // The rows still held and the statuses that arrived early: one query
+    // each for the whole batch, not one per send.
+    let keys = text_values(settlements.iter().map(|s| s.key.as_str()));
+    let mut held: HashMap<String, Held> = connection
+        .prepare_cached(&format!(
+            "SELECT {HELD}, idempotency_key FROM sends
+             WHERE idempotency_key IN rarray(?1) AND state = 'leased' AND lease_owner = ?2"
+        ))?
+        .query_map(params![keys, owner], |row| {
+            let key: String = row.get(HELD_COLUMNS)?;
+            Ok((key.clone(), held_row(row, key)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let early = early_statuses(connection, settlements, &held)?;
     settlements
         .iter()
-        .map(|settlement| settle_one(connection, owner, settlement, now))
+        .map(|settlement| match held.remove(&settlement.key) {
+            Some(row) => settle_held(connection, row, settlement, now, &early),
+            None => Ok(Settle::NotHeld),
+        })
         .collect()
+}
+
+/// Texts as an `rarray` parameter.
+fn text_values<'a>(texts: impl Iterator<Item = &'a str>) -> Rc<Vec<Value>> {
+    Rc::new(texts.map(|text| Value::from(text.to_owned())).collect())
+}
+
+/// Delivery statuses recorded before the sends they are about were
+/// settled as sent, best first per `(channel, message reference)`.
+type EarlyStatuses = HashMap<(String, String), switchboard_contract::model::DeliveryState>;
+
+/// The statuses that arrived for the batch's sent messages (under their
+/// key or their platform id) before they were settled.
+fn early_statuses(
+    connection: &Connection,
+    settlements: &[Settlement],
+    held: &HashMap<String, Held>,
+) -> JobResult<EarlyStatuses> {
+    let mut refs: HashMap<&str, Vec<&str>> = HashMap::new();
+    for settlement in settlements {
+        if let (
+            Outcome::Sent {
+                platform_message_id,
+                ..
+            },
+            Some(row),
+        ) = (&settlement.outcome, held.get(&settlement.key))
+        {
+            let channel = refs.entry(row.channel.as_str()).or_default();
+            channel.push(&settlement.key);
+            channel.extend(platform_message_id.as_deref());
+        }
+    }
+    let mut best = EarlyStatuses::new();
+    for (channel, refs) in refs {
+        let mut statement = connection.prepare_cached(
+            "SELECT message_ref, state FROM delivery_events WHERE channel = ?1 AND message_ref IN rarray(?2)",
+        )?;
+        let rows = statement.query_map(params![channel, text_values(refs.into_iter())], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (message_ref, state) = row?;
+            let Some(state) = switchboard_contract::model::DeliveryState::from_name(&state) else {
+                continue;
+            };
+            best.entry((channel.to_owned(), message_ref))
+                .and_modify(|known| {
+                    if state.rank() > known.rank() {
+                        *known = state;
+                    }
+                })
+                .or_insert(state);
+        }
+    }
+    Ok(best)
 }
 
 /// What the settled row was, for the decision and fall-back.
@@ -469,6 +591,29 @@ struct Held {
     fallback: Option<String>,
 }
 
+/// The columns [`held_row`] reads, in order.
+const HELD: &str = "campaign, profile_id, line, channel, address, step, purpose, window_opener, ttl_seconds, deadline_ms, fallback";
+/// How many columns [`HELD`] names.
+const HELD_COLUMNS: usize = 11;
+
+fn held_row(row: &rusqlite::Row<'_>, key: String) -> rusqlite::Result<Held> {
+    Ok(Held {
+        key,
+        campaign: row.get(0)?,
+        profile_id: row.get(1)?,
+        line: row.get(2)?,
+        channel: row.get(3)?,
+        address: row.get(4)?,
+        step: row.get(5)?,
+        purpose: row.get(6)?,
+        window: row.get(7)?,
+        ttl_seconds: row.get(8)?,
+        deadline_ms: row.get(9)?,
+        fallback: row.get(10)?,
+    })
+}
+
+/// Settle one send, if `owner` still holds it.
 fn settle_one(
     connection: &Connection,
     owner: &str,
@@ -476,31 +621,28 @@ fn settle_one(
     now: i64,
 ) -> JobResult<Settle> {
     let held: Option<Held> = connection
-        .prepare_cached(
-            "SELECT campaign, profile_id, line, channel, address, step, purpose, window_opener,
-                    ttl_seconds, deadline_ms, fallback
-             FROM sends WHERE idempotency_key = ?1 AND state = 'leased' AND lease_owner = ?2",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {HELD} FROM sends WHERE idempotency_key = ?1 AND state = 'leased' AND lease_owner = ?2"
+        ))?
         .query_row(params![settlement.key, owner], |row| {
-            Ok(Held {
-                key: settlement.key.clone(),
-                campaign: row.get(0)?,
-                profile_id: row.get(1)?,
-                line: row.get(2)?,
-                channel: row.get(3)?,
-                address: row.get(4)?,
-                step: row.get(5)?,
-                purpose: row.get(6)?,
-                window: row.get(7)?,
-                ttl_seconds: row.get(8)?,
-                deadline_ms: row.get(9)?,
-                fallback: row.get(10)?,
-            })
+            held_row(row, settlement.key.clone())
         })
         .optional()?;
-    let Some(held) = held else {
-        return Ok(Settle::NotHeld);
-    };
+    match held {
+        Some(held) => settle_held(connection, held, settlement, now, &EarlyStatuses::new()),
+        None => Ok(Settle::NotHeld),
+    }
+}
+
+/// Settle a send its owner holds (`held`). `early` holds the statuses that
+/// arrived before it was settled (see [`early_statuses`]).
+fn settle_held(
+    connection: &Connection,
+    held: Held,
+    settlement: &Settlement,
+    now: i64,
+    early: &EarlyStatuses,
+) -> JobResult<Settle> {
     let key = settlement.key.as_str();
     let rate_limited = i64::from(settlement.rate_limited);
     // Every statement below binds `now` as its last parameter, `?N`.
@@ -524,12 +666,18 @@ fn settle_one(
                     release = release(3)
                 ))?
                 .execute(params![key, platform_message_id, now])?;
-            apply_early_statuses(
-                connection,
-                &held.channel,
-                key,
-                platform_message_id.as_deref(),
-            )?;
+            let best = [Some(key), platform_message_id.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|r| early.get(&(held.channel.clone(), r.to_owned())))
+                .max_by_key(|state| state.rank());
+            if let Some(best) = best {
+                connection
+                    .prepare_cached(
+                        "UPDATE sends SET delivery_state = ?2 WHERE idempotency_key = ?1",
+                    )?
+                    .execute(params![key, best.as_str()])?;
+            }
             if let Some(opener) = &held.window {
                 connection
                     .prepare_cached(
@@ -651,56 +799,14 @@ fn settle_one(
     Ok(Settle::Applied)
 }
 
-/// Statuses that arrived before the send was recorded as sent.
-fn apply_early_statuses(
-    connection: &Connection,
-    channel: &str,
-    key: &str,
-    platform_message_id: Option<&str>,
-) -> JobResult<()> {
-    let early: Vec<String> = connection
-        .prepare_cached(
-            "SELECT state FROM delivery_events WHERE channel = ?1 AND message_ref IN (?2, ?3)",
-        )?
-        .query_map(params![channel, key, platform_message_id], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
-    let best = early
-        .iter()
-        .filter_map(|state| switchboard_contract::model::DeliveryState::from_name(state))
-        .max_by_key(|state| state.rank());
-    if let Some(best) = best {
-        connection
-            .prepare_cached("UPDATE sends SET delivery_state = ?2 WHERE idempotency_key = ?1")?
-            .execute(params![key, best.as_str()])?;
-    }
-    Ok(())
-}
-
 /// Enqueue the next channel of the route for the send's recipient, if the
 /// route has one. Returns whether it did.
 pub(crate) fn fall_back_from_key(connection: &Connection, key: &str, now: i64) -> JobResult<bool> {
     let held: Option<Held> = connection
-        .prepare_cached(
-            "SELECT campaign, profile_id, line, channel, address, step, purpose, window_opener,
-                    ttl_seconds, deadline_ms, fallback
-             FROM sends WHERE idempotency_key = ?1",
-        )?
-        .query_row([key], |row| {
-            Ok(Held {
-                key: key.to_owned(),
-                campaign: row.get(0)?,
-                profile_id: row.get(1)?,
-                line: row.get(2)?,
-                channel: row.get(3)?,
-                address: row.get(4)?,
-                step: row.get(5)?,
-                purpose: row.get(6)?,
-                window: row.get(7)?,
-                ttl_seconds: row.get(8)?,
-                deadline_ms: row.get(9)?,
-                fallback: row.get(10)?,
-            })
-        })
+        .prepare_cached(&format!(
+            "SELECT {HELD} FROM sends WHERE idempotency_key = ?1"
+        ))?
+        .query_row([key], |row| held_row(row, key.to_owned()))
         .optional()?;
     match held {
         Some(held) => fall_back(connection, &held, now),

@@ -147,7 +147,7 @@ fn run(connection: Connection, queue: mpsc::Receiver<Job>, transactions: bool, d
             database: database.clone(),
             message: format!("{what}: {}", describe(&error)),
         };
-        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(error) = run_cached(&connection, "BEGIN IMMEDIATE") {
             let error = fail("starting a transaction", error);
             for job in group {
                 let (_, reply) = job(Err(error.clone()));
@@ -157,23 +157,22 @@ fn run(connection: Connection, queue: mpsc::Receiver<Job>, transactions: bool, d
         }
         let mut replies = Vec::with_capacity(group.len());
         for job in group {
-            let savepoint = connection.execute_batch("SAVEPOINT job");
+            let savepoint = run_cached(&connection, "SAVEPOINT job");
             let (ok, reply) = job(Ok(&connection));
             if savepoint.is_ok() {
-                let end = if ok {
-                    "RELEASE job"
+                let undone = if ok {
+                    Ok(())
                 } else {
-                    "ROLLBACK TO job; RELEASE job"
+                    run_cached(&connection, "ROLLBACK TO job")
                 };
-                if let Err(error) = connection.execute_batch(end) {
+                if let Err(error) = undone.and_then(|()| run_cached(&connection, "RELEASE job")) {
                     tracing::error!(%error, "could not end a savepoint");
                 }
             }
             replies.push(reply);
         }
-        let committed = connection
-            .execute_batch("COMMIT")
-            .map_err(|error| fail("committing", error));
+        let committed =
+            run_cached(&connection, "COMMIT").map_err(|error| fail("committing", error));
         if committed.is_err() {
             let _ = connection.execute_batch("ROLLBACK");
         }
@@ -181,4 +180,12 @@ fn run(connection: Connection, queue: mpsc::Receiver<Job>, transactions: bool, d
             reply(committed.clone());
         }
     }
+}
+
+/// Run a statement without parameters through the statement cache: the
+/// transaction and savepoint statements run several times per commit, and
+/// parsing them each time cost more than the jobs they wrap.
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
