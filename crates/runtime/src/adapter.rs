@@ -120,6 +120,10 @@ pub struct LoadedAdapter {
     pub(super) tokens: Arc<TokenCache>,
     pub(super) storage: ChannelStorage,
     pub(super) limits: SandboxLimits,
+    /// The engine's pooled instance slots, shared by every adapter of the
+    /// runtime: a call waits for one (within its timeout) rather than fail
+    /// when every slot is in use.
+    pub(super) instance_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl LoadedAdapter {
@@ -239,7 +243,17 @@ impl LoadedAdapter {
     {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let cpu = Arc::new(CpuAccount::default());
-        let call = Metered::new(call(Arc::clone(&cpu)), cpu);
+        let call =
+            async {
+                let _slot = self.instance_slots.acquire().await.map_err(|_| {
+                    CallError::ContractViolation {
+                        channel: self.channel.to_string(),
+                        function,
+                        reason: "the runtime is shutting down".into(),
+                    }
+                })?;
+                Metered::new(call(Arc::clone(&cpu)), cpu).await
+            };
         let outcome = tokio::time::timeout(self.limits.call_timeout, call)
             .await
             .unwrap_or_else(|_| {

@@ -6,22 +6,59 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::RuntimeError;
 
 /// How often the epoch advances: the granularity of CPU budgets.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Instances (one per call in flight) the pooling allocator holds slots
+/// for: far above what the lanes, webhook gate and triggers run at once
+/// (a few per channel), and small enough that several runtimes in one
+/// process (tests) do not exhaust the address space.
+pub const POOLED_INSTANCES: u32 = 256;
+
 /// Build the engine every adapter runs in: epoch interruption for CPU
-/// budgets, and no component-model concurrency (adapters are synchronous
-/// guests; turning it off makes each call about three times cheaper).
-pub fn new_engine() -> Result<Engine, RuntimeError> {
+/// budgets, no component-model concurrency (adapters are synchronous
+/// guests; turning it off makes each call about three times cheaper), and
+/// the pooling allocator.
+///
+/// Every call gets a fresh instance. Without a pool each one maps its
+/// linear memory, tables and fiber stack and unmaps them when it ends, and
+/// every unmap interrupts the other cores to flush their TLBs: most of a
+/// single-message call's cost. The pool maps slots once and reuses them;
+/// the first `KEEP_RESIDENT` bytes of a memory are wiped in place rather
+/// than released, so a Rust adapter's heap is not faulted in again on the
+/// next call. `memory_bytes` (the sandbox's limit) bounds each memory slot.
+pub fn new_engine(memory_bytes: usize) -> Result<Engine, RuntimeError> {
+    const KEEP_RESIDENT: usize = 2 << 20;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOLED_INSTANCES)
+        // A component is a handful of core modules (the guest, the WASI
+        // adapter, the shims that tie them together).
+        .total_core_instances(POOLED_INSTANCES * 8)
+        // Each memory slot reserves 4 GiB of address space (no bounds
+        // checks in the compiled code): one per instance keeps a runtime's
+        // pool at 1 TiB of the 128 TiB a process has.
+        .total_memories(POOLED_INSTANCES)
+        .total_tables(POOLED_INSTANCES * 4)
+        .total_stacks(POOLED_INSTANCES)
+        .max_memories_per_module(1)
+        .max_tables_per_module(4)
+        // An interpreter (the JavaScript adapter's engine) has a large
+        // function table.
+        .table_elements(200_000)
+        .max_memory_size(memory_bytes.next_multiple_of(1 << 16).max(1 << 16))
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10)
+        .async_stack_keep_resident(64 << 10);
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.concurrency_support(false);
-    let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
     start_epoch_ticker(&engine);
     Ok(engine)
 }

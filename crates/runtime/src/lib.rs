@@ -124,6 +124,8 @@ pub struct AdapterRuntime {
     storage: Arc<dyn StorageBackend>,
     linkers: HashMap<ContractVersion, Linker<CallState>>,
     registry: RwLock<HashMap<String, Arc<LoadedAdapter>>>,
+    /// One permit per instance the engine's pool holds.
+    instance_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AdapterRuntime {
@@ -143,7 +145,7 @@ impl AdapterRuntime {
         grants: HashMap<String, ChannelGrant>,
         storage: Arc<dyn StorageBackend>,
     ) -> Result<Self, RuntimeError> {
-        let engine = engine::new_engine()?;
+        let engine = engine::new_engine(options.limits.memory_bytes)?;
         let mut linkers = HashMap::new();
         for version in ContractVersion::ALL {
             let mut linker: Linker<CallState> = Linker::new(&engine);
@@ -162,6 +164,9 @@ impl AdapterRuntime {
             storage,
             linkers,
             registry: RwLock::default(),
+            instance_slots: Arc::new(tokio::sync::Semaphore::new(
+                engine::POOLED_INSTANCES as usize,
+            )),
         })
     }
 
@@ -420,6 +425,7 @@ impl AdapterRuntime {
             tokens,
             storage,
             limits: self.options.limits,
+            instance_slots: Arc::clone(&self.instance_slots),
         };
         let info = loaded
             .describe()
