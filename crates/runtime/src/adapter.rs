@@ -62,6 +62,10 @@ pub struct SandboxLimits {
     pub max_webhook_events: usize,
     /// Bounds on each channel's token cache.
     pub token_cache: TokenLimits,
+    /// Instances the runtime holds pooled slots for (memory, tables, fiber
+    /// stack), for every adapter together. A call beyond it waits, within
+    /// its timeout, for one to come free.
+    pub max_instances: u32,
 }
 
 impl Default for SandboxLimits {
@@ -80,6 +84,7 @@ impl Default for SandboxLimits {
             max_webhook_reply_bytes: 1024 * 1024,
             max_webhook_events: 1_000,
             token_cache: TokenLimits::default(),
+            max_instances: 256,
         }
     }
 }

@@ -8,16 +8,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::RuntimeError;
+use super::{RuntimeError, SandboxLimits};
 
 /// How often the epoch advances: the granularity of CPU budgets.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Instances (one per call in flight) the pooling allocator holds slots
-/// for: far above what the lanes, webhook gate and triggers run at once
-/// (a few per channel), and small enough that several runtimes in one
-/// process (tests) do not exhaust the address space.
-pub const POOLED_INSTANCES: u32 = 256;
 
 /// Build the engine every adapter runs in: epoch interruption for CPU
 /// budgets, no component-model concurrency (adapters are synchronous
@@ -30,26 +24,29 @@ pub const POOLED_INSTANCES: u32 = 256;
 /// single-message call's cost. The pool maps slots once and reuses them;
 /// the first `KEEP_RESIDENT` bytes of a memory are wiped in place rather
 /// than released, so a Rust adapter's heap is not faulted in again on the
-/// next call. `memory_bytes` (the sandbox's limit) bounds each memory slot.
-pub fn new_engine(memory_bytes: usize) -> Result<Engine, RuntimeError> {
+/// next call. `limits.memory_bytes` bounds each memory slot, and the pool
+/// has `limits.max_instances` slots: far above what the lanes, webhook gate
+/// and triggers run at once by default (a few per channel).
+pub fn new_engine(limits: &SandboxLimits) -> Result<Engine, RuntimeError> {
     const KEEP_RESIDENT: usize = 2 << 20;
+    let instances = limits.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(POOLED_INSTANCES)
+    pool.total_component_instances(instances)
         // A component is a handful of core modules (the guest, the WASI
         // adapter, the shims that tie them together).
-        .total_core_instances(POOLED_INSTANCES * 8)
+        .total_core_instances(instances.saturating_mul(8))
         // Each memory slot reserves 4 GiB of address space (no bounds
         // checks in the compiled code): one per instance keeps a runtime's
-        // pool at 1 TiB of the 128 TiB a process has.
-        .total_memories(POOLED_INSTANCES)
-        .total_tables(POOLED_INSTANCES * 4)
-        .total_stacks(POOLED_INSTANCES)
+        // pool at 1 TiB of the 128 TiB a process has by default.
+        .total_memories(instances)
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
         .max_memories_per_module(1)
         .max_tables_per_module(4)
         // An interpreter (the JavaScript adapter's engine) has a large
         // function table.
         .table_elements(200_000)
-        .max_memory_size(memory_bytes.next_multiple_of(1 << 16).max(1 << 16))
+        .max_memory_size(limits.memory_bytes.next_multiple_of(1 << 16).max(1 << 16))
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(64 << 10)
         .async_stack_keep_resident(64 << 10);

@@ -124,7 +124,8 @@ pub struct AdapterRuntime {
     storage: Arc<dyn StorageBackend>,
     linkers: HashMap<ContractVersion, Linker<CallState>>,
     registry: RwLock<HashMap<String, Arc<LoadedAdapter>>>,
-    /// One permit per instance the engine's pool holds.
+    /// One permit per instance the engine's pool holds
+    /// ([`SandboxLimits::max_instances`]).
     instance_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -145,7 +146,10 @@ impl AdapterRuntime {
         grants: HashMap<String, ChannelGrant>,
         storage: Arc<dyn StorageBackend>,
     ) -> Result<Self, RuntimeError> {
-        let engine = engine::new_engine(options.limits.memory_bytes)?;
+        let engine = engine::new_engine(&options.limits)?;
+        let instance_slots = Arc::new(tokio::sync::Semaphore::new(
+            options.limits.max_instances.max(1) as usize,
+        ));
         let mut linkers = HashMap::new();
         for version in ContractVersion::ALL {
             let mut linker: Linker<CallState> = Linker::new(&engine);
@@ -164,9 +168,7 @@ impl AdapterRuntime {
             storage,
             linkers,
             registry: RwLock::default(),
-            instance_slots: Arc::new(tokio::sync::Semaphore::new(
-                engine::POOLED_INSTANCES as usize,
-            )),
+            instance_slots,
         })
     }
 

@@ -33,6 +33,7 @@
 //! max_log_kb = 64                # per call
 //! max_platform_id_bytes = 256
 //! max_failure_message_bytes = 1024
+//! max_instances = 256            # adapter instances at once, all channels (pooled; more calls wait)
 //! max_webhook_reply_kb = 1024
 //! max_webhook_events = 1000      # per webhook call
 //! token_cache_entries = 1000     # per channel
@@ -278,6 +279,8 @@ pub struct SandboxConfig {
     pub token_cache_entries: usize,
     /// Token cache size per channel, KiB.
     pub token_cache_kb: usize,
+    /// Adapter instances at once, every channel together.
+    pub max_instances: u32,
 }
 
 impl Default for SandboxConfig {
@@ -298,6 +301,7 @@ impl Default for SandboxConfig {
             max_webhook_events: limits.max_webhook_events,
             token_cache_entries: limits.token_cache.max_entries,
             token_cache_kb: limits.token_cache.max_bytes / 1024,
+            max_instances: limits.max_instances,
         }
     }
 }
@@ -529,6 +533,7 @@ impl Config {
                 max_entries: sandbox.token_cache_entries.max(1),
                 max_bytes: sandbox.token_cache_kb * 1024,
             },
+            max_instances: sandbox.max_instances.max(1),
         }
     }
 

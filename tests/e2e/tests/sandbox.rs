@@ -305,3 +305,47 @@ async fn burning_guests_under_contention_stop_at_their_cpu_budget() {
     assert_whatsapp_still_serves(&runtime, &simulator, "+4915112340500").await;
     simulator.shutdown().await.unwrap();
 }
+
+/// More calls at once than the runtime has pooled instance slots: the
+/// calls beyond the pool wait for a slot instead of failing, and every one
+/// is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_instance_pool_wait_for_a_slot() {
+    const CALLS: usize = 6;
+    const REPLY_MS: u64 = 200;
+    let (runtime, simulator) = runtime_with_limits(SandboxLimits {
+        memory_bytes: 32 * 1024 * 1024,
+        max_instances: 2,
+        ..SandboxLimits::default()
+    })
+    .await;
+    simulator
+        .set_faults(switchboard_simulator::FaultConfig {
+            slow_response_ms: REPLY_MS,
+            ..Default::default()
+        })
+        .unwrap();
+    let adapter = runtime.get("whatsapp").expect("whatsapp loaded");
+    let started = Instant::now();
+    let calls = (0..CALLS).map(|i| {
+        let adapter = Arc::clone(&adapter);
+        async move {
+            adapter
+                .send(&[message(&format!("+49151123450{i:02}"))])
+                .await
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let elapsed = started.elapsed();
+    for (i, result) in results.into_iter().enumerate() {
+        let results = result.unwrap_or_else(|error| panic!("call {i} failed: {error}"));
+        assert!(results[0].is_ok(), "call {i}: {:?}", results[0]);
+    }
+    assert_eq!(simulator.whatsapp().messages().len(), CALLS);
+    // Two slots, six calls of one slow reply each: at least three rounds.
+    let rounds = CALLS.div_ceil(2) as u64;
+    assert!(
+        elapsed >= Duration::from_millis(REPLY_MS * rounds),
+        "six calls through two slots took {elapsed:?}: they did not wait for slots"
+    );
+}

@@ -17,6 +17,18 @@ use switchboard_runtime::{AdapterRuntime, CallError, ChannelGrant, RuntimeOption
 use switchboard_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 
 pub async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
+    runtime_with_limits(SandboxLimits {
+        memory_bytes: 32 * 1024 * 1024,
+        cpu_budget: Duration::from_millis(300),
+        call_timeout: Duration::from_secs(10),
+        http_timeout: Duration::from_secs(5),
+        ..SandboxLimits::default()
+    })
+    .await
+}
+
+/// [`runtime_with_simulator`] with the given sandbox limits.
+pub async fn runtime_with_limits(limits: SandboxLimits) -> (AdapterRuntime, SimulatorHandle) {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let simulator = Simulator::start(addr, SimulatorConfig::default())
         .await
@@ -40,13 +52,7 @@ pub async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
         ..Default::default()
     };
     let options = RuntimeOptions {
-        limits: SandboxLimits {
-            memory_bytes: 32 * 1024 * 1024,
-            cpu_budget: Duration::from_millis(300),
-            call_timeout: Duration::from_secs(10),
-            http_timeout: Duration::from_secs(5),
-            ..SandboxLimits::default()
-        },
+        limits,
         cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
         storage_limits: Default::default(),
         // The packages `scripts/build-adapters.sh` lays out are unsigned.
