@@ -476,7 +476,15 @@ pub struct AudienceReader {
     seen: SeenIds,
     record: csv::ByteRecord,
     line_ends: LineCounter,
+    /// The file's size, to estimate how many rows it holds.
+    file_bytes: u64,
+    /// Rows read so far.
+    rows: u64,
 }
+
+/// Rows read before the number of rows in the file is estimated from the
+/// bytes they took.
+const ROWS_TO_ESTIMATE_FROM: u64 = 10_000;
 
 impl AudienceReader {
     /// Open `path` and read its header. Fails only for problems with the
@@ -486,6 +494,7 @@ impl AudienceReader {
             file: path.to_path_buf(),
             source,
         })?;
+        let file_bytes = file.metadata().map_or(0, |metadata| metadata.len());
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
@@ -500,6 +509,8 @@ impl AudienceReader {
             seen: SeenIds::new(),
             record: csv::ByteRecord::new(),
             line_ends: LineCounter::open(path),
+            file_bytes,
+            rows: 0,
         })
     }
 
@@ -521,6 +532,13 @@ impl AudienceReader {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => {
+                self.rows += 1;
+                if self.rows == ROWS_TO_ESTIMATE_FROM {
+                    let read = self.reader.position().byte().max(1);
+                    let estimate = self.file_bytes.saturating_mul(self.rows) / read;
+                    self.seen
+                        .expect(usize::try_from(estimate).unwrap_or(usize::MAX));
+                }
                 let start = self.record.position().map_or(start, |p| p.byte());
                 let line = self.line_ends.line_of(start);
                 let mut errors = Vec::new();
