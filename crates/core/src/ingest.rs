@@ -357,7 +357,15 @@ fn parse_phone(
             _ => format!("`{value}` is not a valid phone number"),
         });
     }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    Ok(e164(&number))
+}
+
+/// A parsed number in E.164: `+`, the country calling code, the national
+/// significant number. What the phone library's own E.164 mode writes, but
+/// without the national format it also works out (and throws away for
+/// E.164): that cost 29 % of ingest time.
+fn e164(number: &phonenumber::PhoneNumber) -> String {
+    format!("+{}{}", number.country().code(), number.national())
 }
 
 /// Check a platform user id; ids never contain spaces or control characters.
@@ -843,6 +851,53 @@ fn read_row(
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Our E.164 writer against the phone library's, over the example
+    /// number of every type of every region the library knows (Italian
+    /// leading zeros, non-geographic codes and shared calling codes among
+    /// them).
+    #[test]
+    fn e164_is_what_the_phone_library_writes_for_every_example_number() {
+        use phonenumber::Type;
+        const TYPES: [Type; 11] = [
+            Type::FixedLine,
+            Type::Mobile,
+            Type::TollFree,
+            Type::PremiumRate,
+            Type::SharedCost,
+            Type::PersonalNumber,
+            Type::Voip,
+            Type::Pager,
+            Type::Uan,
+            Type::Emergency,
+            Type::Voicemail,
+        ];
+        let mut compared = 0;
+        for meta in phonenumber::metadata::DATABASE.iter() {
+            let region = phonenumber::country::Id::from_str(meta.id()).ok();
+            for kind in TYPES {
+                let Some(example) = meta.descriptors().get(kind).and_then(|d| d.example()) else {
+                    continue;
+                };
+                let text = match region {
+                    Some(_) => example.to_owned(),
+                    None => format!("+{}{example}", meta.country_code()),
+                };
+                let Ok(number) = phonenumber::parse(region, &text) else {
+                    continue;
+                };
+                let theirs = number.format().mode(phonenumber::Mode::E164).to_string();
+                assert_eq!(
+                    e164(&number),
+                    theirs,
+                    "{} {kind:?} example {example}",
+                    meta.id()
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 1_000, "only {compared} example numbers compared");
+    }
 
     fn write_csv(contents: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("temp dir");
