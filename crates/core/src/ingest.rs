@@ -349,7 +349,7 @@ fn parse_phone(
             };
         format!("`{value}` is not a phone number ({why})")
     })?;
-    if !phonenumber::is_valid(&number) {
+    if !crate::phone_validity::is_valid(&number) {
         return Err(match country {
             Some((code, _)) if !international => {
                 format!("`{value}` is not a valid phone number in {code}")

@@ -19,6 +19,7 @@ pub mod campaign;
 pub mod consent;
 pub mod events;
 pub mod ingest;
+mod phone_validity;
 pub mod policy;
 mod seen_ids;
 pub mod template;
