@@ -194,7 +194,10 @@ const CLAIMED: &str = "idempotency_key, campaign, profile_id, line, channel, add
 /// How many columns [`CLAIMED`] names.
 const CLAIMED_COLUMNS: usize = 16;
 
-fn claimed_send(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ClaimedRow, String, String)> {
+/// A claimed row with its purpose and content, as read (see [`claimed_send`]).
+type ClaimedColumns = (ClaimedRow, String, String);
+
+fn claimed_send(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedColumns> {
     Ok((
         ClaimedRow {
             key: row.get(0)?,
@@ -332,8 +335,8 @@ fn lease_picked(
     pick: &str,
     request: &ClaimRequest,
     limit: u32,
-) -> JobResult<Vec<(ClaimedRow, String, String)>> {
-    let mut leased: Vec<((i64, i64), (ClaimedRow, String, String))> = connection
+) -> JobResult<Vec<ClaimedColumns>> {
+    let mut leased: Vec<((i64, i64), ClaimedColumns)> = connection
         .prepare_cached(&format!(
             "UPDATE sends SET state = 'leased', lease_owner = ?2, lease_expires_ms = ?3, written = 0,
                 attempts = attempts + 1, updated_ms = ?4
