@@ -858,24 +858,10 @@ mod tests {
     /// them).
     #[test]
     fn e164_is_what_the_phone_library_writes_for_every_example_number() {
-        use phonenumber::Type;
-        const TYPES: [Type; 11] = [
-            Type::FixedLine,
-            Type::Mobile,
-            Type::TollFree,
-            Type::PremiumRate,
-            Type::SharedCost,
-            Type::PersonalNumber,
-            Type::Voip,
-            Type::Pager,
-            Type::Uan,
-            Type::Emergency,
-            Type::Voicemail,
-        ];
         let mut compared = 0;
         for meta in phonenumber::metadata::DATABASE.iter() {
             let region = phonenumber::country::Id::from_str(meta.id()).ok();
-            for kind in TYPES {
+            for kind in crate::phone_validity::EXAMPLE_TYPES {
                 let Some(example) = meta.descriptors().get(kind).and_then(|d| d.example()) else {
                     continue;
                 };

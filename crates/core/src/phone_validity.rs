@@ -190,6 +190,26 @@ fn region_of(code: u16, national: &str) -> Region {
     Region::None
 }
 
+/// Every number type the metadata gives an example of, for tests that
+/// compare with the phone library over all of them.
+#[cfg(test)]
+pub(crate) const EXAMPLE_TYPES: [phonenumber::Type; 11] = {
+    use phonenumber::Type;
+    [
+        Type::FixedLine,
+        Type::Mobile,
+        Type::TollFree,
+        Type::PremiumRate,
+        Type::SharedCost,
+        Type::PersonalNumber,
+        Type::Voip,
+        Type::Pager,
+        Type::Uan,
+        Type::Emergency,
+        Type::Voicemail,
+    ]
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,24 +220,10 @@ mod tests {
     /// get the library's own answer, valid or not.
     #[test]
     fn agrees_with_the_phone_library_on_examples_and_their_variants() {
-        use phonenumber::Type;
-        const TYPES: [Type; 11] = [
-            Type::FixedLine,
-            Type::Mobile,
-            Type::TollFree,
-            Type::PremiumRate,
-            Type::SharedCost,
-            Type::PersonalNumber,
-            Type::Voip,
-            Type::Pager,
-            Type::Uan,
-            Type::Emergency,
-            Type::Voicemail,
-        ];
         let (mut valid, mut invalid) = (0, 0);
         for meta in DATABASE.iter() {
             let code = meta.country_code();
-            for kind in TYPES {
+            for kind in EXAMPLE_TYPES {
                 let Some(example) = meta.descriptors().get(kind).and_then(|d| d.example()) else {
                     continue;
                 };
