@@ -121,9 +121,13 @@ impl SeenIds {
             // An estimate is rough: leave an eighth more room.
             // If that much cannot be had, only what is needed now.
             let room = needed.max(self.expected.saturating_add(self.expected / 8)) - old;
-            if self.hashes.try_reserve_exact(room).is_err()
-                || self.lines.try_reserve_exact(room).is_err()
-            {
+            let reserved = self
+                .hashes
+                .try_reserve_exact(room)
+                .and_then(|()| self.lines.try_reserve_exact(room));
+            if reserved.is_err() {
+                // Give back what the first may have got.
+                self.hashes.shrink_to(old);
                 self.hashes.reserve_exact(fresh.len());
                 self.lines.reserve_exact(fresh.len());
             }

@@ -387,12 +387,7 @@ fn opted_out_since_queued(
     let Some(oldest) = sends.iter().map(|send| send.created_ms).min() else {
         return Ok(HashMap::new());
     };
-    let addresses: Rc<Vec<Value>> = Rc::new(
-        sends
-            .iter()
-            .map(|send| Value::from(send.message.to.clone()))
-            .collect(),
-    );
+    let addresses = text_values(sends.iter().map(|send| send.message.to.as_str()));
     // Newest first, as the per-send rule orders them.
     let entries: Vec<(String, String, bool, String, i64)> = connection
         .prepare_cached(
@@ -528,8 +523,8 @@ fn text_values<'a>(texts: impl Iterator<Item = &'a str>) -> Rc<Vec<Value>> {
 }
 
 /// Delivery statuses recorded before the sends they are about were
-/// settled as sent, best first per `(channel, message reference)`.
-type EarlyStatuses = HashMap<(String, String), switchboard_contract::model::DeliveryState>;
+/// settled as sent: the best per message reference, by channel.
+type EarlyStatuses = HashMap<String, HashMap<String, switchboard_contract::model::DeliveryState>>;
 
 /// The statuses that arrived for the batch's sent messages (under their
 /// key or their platform id) before they were settled.
@@ -566,7 +561,9 @@ fn early_statuses(
             let Some(state) = switchboard_contract::model::DeliveryState::from_name(&state) else {
                 continue;
             };
-            best.entry((channel.to_owned(), message_ref))
+            best.entry(channel.to_owned())
+                .or_default()
+                .entry(message_ref)
                 .and_modify(|known| {
                     if state.rank() > known.rank() {
                         *known = state;
@@ -669,11 +666,13 @@ fn settle_held(
                     release = release(3)
                 ))?
                 .execute(params![key, platform_message_id, now])?;
-            let best = [Some(key), platform_message_id.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter_map(|r| early.get(&(held.channel.clone(), r.to_owned())))
-                .max_by_key(|state| state.rank());
+            let best = early.get(held.channel.as_str()).and_then(|by_ref| {
+                [Some(key), platform_message_id.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| by_ref.get(r))
+                    .max_by_key(|state| state.rank())
+            });
             if let Some(best) = best {
                 connection
                     .prepare_cached(
