@@ -337,9 +337,11 @@ fn parse_phone(
             "`{value}` is not in international format (+<country code>…) and the row has no valid `country` to read it with"
         ));
     }
-    let number = phonenumber::parse(country.map(|(_, id)| *id), value).map_err(|err| {
-        let why =
-            match err {
+    let region = country.map(|(_, id)| *id);
+    let (code, national) = match read_number(region, value) {
+        Ok(number) => number,
+        Err(err) => {
+            let why = match err {
                 phonenumber::ParseError::InvalidCountryCode => "unknown country calling code",
                 phonenumber::ParseError::TooShortAfterIdd
                 | phonenumber::ParseError::TooShortNsn => "too short",
@@ -347,9 +349,10 @@ fn parse_phone(
                 phonenumber::ParseError::NoNumber
                 | phonenumber::ParseError::MalformedInteger(_) => "no digits to read",
             };
-        format!("`{value}` is not a phone number ({why})")
-    })?;
-    if !crate::phone_validity::is_valid(&number) {
+            return Err(format!("`{value}` is not a phone number ({why})"));
+        }
+    };
+    if !national.valid {
         return Err(match country {
             Some((code, _)) if !international => {
                 format!("`{value}` is not a valid phone number in {code}")
@@ -357,15 +360,47 @@ fn parse_phone(
             _ => format!("`{value}` is not a valid phone number"),
         });
     }
-    Ok(e164(&number))
+    // E.164 is `+`, the calling code and the national significant number:
+    // what the library's E.164 mode writes, without the national format it
+    // also works out (and throws away for E.164), which cost 29 % of
+    // ingest time.
+    Ok(format!("+{code}{}", national.digits))
 }
 
-/// A parsed number in E.164: `+`, the country calling code, the national
-/// significant number. What the phone library's own E.164 mode writes, but
-/// without the national format it also works out (and throws away for
-/// E.164): that cost 29 % of ingest time.
-fn e164(number: &phonenumber::PhoneNumber) -> String {
-    format!("+{}{}", number.country().code(), number.national())
+/// A national significant number as read, and whether it is valid.
+struct National {
+    digits: String,
+    valid: bool,
+}
+
+/// Read `value` in `region`: plain digits by [`crate::phone_parse`], the
+/// rest (and anything it leaves to the library) by the phone library.
+/// Either way the library's answer, with validity by
+/// [`crate::phone_validity`].
+fn read_number(
+    region: Option<phonenumber::country::Id>,
+    value: &str,
+) -> Result<(u16, National), phonenumber::ParseError> {
+    let metadata = match region {
+        Some(id) => phonenumber::metadata::DATABASE.by_id(id.as_ref()),
+        None => None,
+    };
+    // A region the library's database lacks is left to the library.
+    if (region.is_none() || metadata.is_some())
+        && let Some(read) = crate::phone_parse::parse_digits(metadata, value)
+    {
+        let read = read?;
+        if let Some(valid) = crate::phone_validity::is_valid_parts(read.code, &read.national) {
+            let digits = read.national;
+            return Ok((read.code, National { digits, valid }));
+        }
+    }
+    let number = phonenumber::parse(region, value)?;
+    let national = National {
+        digits: number.national().to_string(),
+        valid: crate::phone_validity::is_valid(&number),
+    };
+    Ok((number.country().code(), national))
 }
 
 /// Check a platform user id; ids never contain spaces or control characters.
@@ -535,7 +570,6 @@ impl AudienceReader {
     /// The next row, `None` at the end of the file, or an error that stops
     /// the whole file (it could no longer be read).
     pub fn next_row(&mut self) -> Option<Result<AudienceRow, IngestError>> {
-        let path = self.path.clone();
         let start = self.reader.position().byte();
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
@@ -550,20 +584,17 @@ impl AudienceReader {
                 let start = self.record.position().map_or(start, |p| p.byte());
                 let line = self.line_ends.line_of(start);
                 let mut errors = Vec::new();
-                let seen = &self.seen;
+                let seen = &mut self.seen;
                 let profile = read_row(
-                    &path,
+                    &self.path,
                     line,
                     &self.columns,
                     &self.record,
-                    |id| seen.first_line(id),
+                    |id| seen.first_line_or_insert(id, line),
                     &mut errors,
                 );
                 Some(Ok(match profile {
-                    Some(profile) => {
-                        self.seen.insert(&profile.profile_id, line);
-                        AudienceRow::Profile(profile, errors)
-                    }
+                    Some(profile) => AudienceRow::Profile(profile, errors),
                     None => AudienceRow::Rejected(errors),
                 }))
             }
@@ -574,7 +605,10 @@ impl AudienceReader {
                 let description = err.to_string();
                 let message = match err.into_kind() {
                     csv::ErrorKind::Io(source) => {
-                        return Some(Err(IngestError::Read { file: path, source }));
+                        return Some(Err(IngestError::Read {
+                            file: self.path.clone(),
+                            source,
+                        }));
                     }
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
@@ -586,7 +620,7 @@ impl AudienceReader {
                     _ => format!("cannot read the row: {description}; row skipped"),
                 };
                 Some(Ok(AudienceRow::Rejected(vec![RowError {
-                    file: path,
+                    file: self.path.clone(),
                     line,
                     field: String::new(),
                     message,
@@ -739,7 +773,9 @@ fn read_row(
     line: u64,
     columns: &[Column],
     record: &csv::ByteRecord,
-    first_line_of: impl Fn(&str) -> Option<u64>,
+    // Called once, with the row's profile id; from there on the row is kept
+    // (its id counts as seen) unless this gives the line it was first on.
+    mut first_line_of: impl FnMut(&str) -> Option<u64>,
     errors: &mut Vec<RowError>,
 ) -> Option<Profile> {
     let row_error = |field: &str, message: String| RowError {
@@ -852,10 +888,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// Our E.164 writer against the phone library's, over the example
-    /// number of every type of every region the library knows (Italian
-    /// leading zeros, non-geographic codes and shared calling codes among
-    /// them).
+    /// Our reading, validity and E.164 against the phone library's, over
+    /// the example number of every type of every region the library knows
+    /// (Italian leading zeros, non-geographic codes and shared calling codes
+    /// among them).
     #[test]
     fn e164_is_what_the_phone_library_writes_for_every_example_number() {
         let mut compared = 0;
@@ -873,12 +909,14 @@ mod tests {
                     continue;
                 };
                 let theirs = number.format().mode(phonenumber::Mode::E164).to_string();
+                let (code, national) = read_number(region, &text).expect("the library read it");
                 assert_eq!(
-                    e164(&number),
+                    format!("+{code}{}", national.digits),
                     theirs,
                     "{} {kind:?} example {example}",
                     meta.id()
                 );
+                assert_eq!(national.valid, phonenumber::is_valid(&number), "{text}");
                 compared += 1;
             }
         }

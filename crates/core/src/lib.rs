@@ -19,6 +19,8 @@ pub mod campaign;
 pub mod consent;
 pub mod events;
 pub mod ingest;
+mod phone_parse;
+mod phone_patterns;
 mod phone_validity;
 pub mod policy;
 mod seen_ids;

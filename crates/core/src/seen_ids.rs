@@ -50,8 +50,28 @@ impl SeenIds {
         self.expected = ids;
     }
 
+    /// The line `id` was first seen on, if it was; if not, remember it as
+    /// first seen on `line` (lines past `u32::MAX` are remembered as
+    /// `u32::MAX`). One hash and one search per id.
+    pub(crate) fn first_line_or_insert(&mut self, id: &str, line: u64) -> Option<u64> {
+        let hash = self.hash(id);
+        if let Some(&first) = self.recent.get(&hash) {
+            return Some(u64::from(first));
+        }
+        if let Some(index) = self.find(hash) {
+            return Some(u64::from(self.lines[index]));
+        }
+        self.recent
+            .insert(hash, u32::try_from(line).unwrap_or(u32::MAX));
+        if self.recent.len() >= RECENT {
+            self.merge_recent();
+        }
+        None
+    }
+
     /// The line `id` was first seen on, if it was.
-    pub(crate) fn first_line(&self, id: &str) -> Option<u64> {
+    #[cfg(test)]
+    fn first_line(&self, id: &str) -> Option<u64> {
         let hash = self.hash(id);
         self.recent
             .get(&hash)
@@ -59,19 +79,10 @@ impl SeenIds {
             .map(|&line| u64::from(line))
     }
 
-    /// Remember `id` as first seen on `line` (lines past `u32::MAX` are
-    /// remembered as `u32::MAX`).
-    pub(crate) fn insert(&mut self, id: &str, line: u64) {
-        let hash = self.hash(id);
-        if self.find(hash).is_some() {
-            return;
-        }
-        self.recent
-            .entry(hash)
-            .or_insert(u32::try_from(line).unwrap_or(u32::MAX));
-        if self.recent.len() >= RECENT {
-            self.merge_recent();
-        }
+    /// Remember `id` as first seen on `line`, unless it was seen before.
+    #[cfg(test)]
+    fn insert(&mut self, id: &str, line: u64) {
+        self.first_line_or_insert(id, line);
     }
 
     fn hash(&self, id: &str) -> u64 {

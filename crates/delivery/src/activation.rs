@@ -26,6 +26,7 @@ use switchboard_store::{
     Alternative, DecisionRecord, Enqueued, NewSend, RecipientState, SendState, Store, now_ms,
 };
 
+use crate::read_ahead::ReadAhead;
 use crate::results::ResultLine;
 use crate::settings::DeliverySettings;
 
@@ -79,7 +80,7 @@ pub struct Outbox<'a> {
 pub async fn enqueue(
     outbox: Outbox<'_>,
     campaign: &Campaign,
-    mut reader: AudienceReader,
+    reader: AudienceReader,
     dry_run: bool,
     started_ms: i64,
     sinks: Sinks<'_>,
@@ -96,12 +97,13 @@ pub async fn enqueue(
             known.insert(channel.clone(), store.addresses_with_state(channel).await?);
         }
     }
+    let mut reader = ReadAhead::start(reader)?;
     let mut chunk: Vec<Profile> = Vec::with_capacity(CHUNK);
     let mut done = false;
     while !done {
         chunk.clear();
         while chunk.len() < CHUNK {
-            let Some(row) = reader.next_row() else {
+            let Some(row) = reader.next_row().await else {
                 done = true;
                 break;
             };

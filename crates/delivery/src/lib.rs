@@ -19,6 +19,7 @@ pub mod engine;
 pub mod judge;
 pub mod lane;
 pub mod rate;
+mod read_ahead;
 pub mod results;
 pub mod run;
 pub mod settings;
