@@ -211,9 +211,9 @@ pub fn idempotency_key(campaign: &str, profile_id: &str, channel: &str, step: u3
     // dry run's time over a large audience; its slice encoder does not.
     let mut key = [0u8; 64];
     let digest = hasher.finalize();
-    match hex::encode_to_slice(digest, &mut key) {
-        Ok(()) => String::from_utf8_lossy(&key).into_owned(),
-        Err(_) => hex::encode(digest),
+    match hex::encode_to_slice(digest, &mut key).map(|()| std::str::from_utf8(&key)) {
+        Ok(Ok(key)) => key.to_owned(),
+        _ => hex::encode(digest),
     }
 }
 
