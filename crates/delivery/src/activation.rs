@@ -1,7 +1,8 @@
 //! Activation: a campaign over an audience, recipient by recipient through
 //! the policy gate into the outbox.
 //!
-//! The audience streams through in chunks: each chunk's consent and window
+//! The audience streams through in chunks, read a few chunks ahead on a
+//! thread of its own (`read_ahead.rs`): each chunk's consent and window
 //! state is read in one query per channel (and only for recipients the
 //! store knows anything about), every recipient is decided on every channel
 //! of the route, and the chunk's sends and decisions are written in one
@@ -97,7 +98,8 @@ pub async fn enqueue(
             known.insert(channel.clone(), store.addresses_with_state(channel).await?);
         }
     }
-    let mut reader = ReadAhead::start(reader)?;
+    let mut reader = ReadAhead::start(reader)
+        .map_err(|err| anyhow::anyhow!("cannot start the thread that reads the audience: {err}"))?;
     let mut chunk: Vec<Profile> = Vec::with_capacity(CHUNK);
     let mut done = false;
     while !done {

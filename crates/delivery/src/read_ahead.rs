@@ -89,6 +89,8 @@ mod tests {
         for i in 0..rows {
             if i % 100 == 7 {
                 writeln!(file, "p{i},12").expect("write");
+            } else if i % 100 == 50 {
+                writeln!(file, "p0,+4915112345678").expect("write");
             } else {
                 writeln!(file, "p{i},+4915{:09}", 110_000_000 + i).expect("write");
             }
@@ -108,7 +110,8 @@ mod tests {
     }
 
     /// Across several chunks, the rows come in the order and with the
-    /// content the reader gives them, rejected rows included.
+    /// content the reader gives them, rows with problems and rejected rows
+    /// included.
     #[tokio::test]
     async fn gives_every_row_in_file_order() {
         let file = audience(ROWS_PER_CHUNK * 3 + 17);
@@ -124,8 +127,15 @@ mod tests {
         }
         assert_eq!(read.len(), ROWS_PER_CHUNK * 3 + 17);
         assert_eq!(read, direct);
-        assert!(read[7].starts_with("rejected"), "{}", read[7]);
-        assert!(read[8].ends_with(" p8 0"), "{}", read[8]);
+        // Line 9: an invalid phone number is kept, with its problem.
+        assert_eq!(read[7], "9 p7 1");
+        assert_eq!(read[8], "10 p8 0");
+        assert!(read[50].starts_with("rejected"), "{}", read[50]);
+        assert!(
+            read[50].contains("duplicate profile id `p0`"),
+            "{}",
+            read[50]
+        );
     }
 
     /// Dropping the rows part-way stops the reading thread instead of
