@@ -34,6 +34,40 @@ impl ReadAhead {
     /// of the file, after an error that stops the file, or as soon as this
     /// is dropped.
     pub(crate) fn start(mut reader: AudienceReader) -> std::io::Result<Self> {
+        let file = reader.path().to_path_buf();
+        Self::start_reading(file, move || reader.next_row())
+    }
+
+    /// Start taking rows from `next` on a new thread. If `next` panics
+    /// (a bug in reading some row), the rows so far are kept and an error
+    /// that stops the file follows them: the campaign stops and says so,
+    /// instead of taking the rows so far for the whole audience.
+    fn start_reading(
+        file: std::path::PathBuf,
+        mut next: impl FnMut() -> Option<Row> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let mut rows_read: u64 = 0;
+        let mut next_row = move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            &mut next,
+        )) {
+            Ok(row) => {
+                rows_read += 1;
+                row
+            }
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                Some(Err(IngestError::Read {
+                    file: file.clone(),
+                    source: std::io::Error::other(format!(
+                        "reading failed after {rows_read} rows ({why}); the rest of the file was not read"
+                    )),
+                }))
+            }
+        };
         let (sender, chunks) = mpsc::channel(CHUNKS_AHEAD);
         let thread = std::thread::Builder::new()
             .name("audience-reader".into())
@@ -42,7 +76,7 @@ impl ReadAhead {
                     let mut chunk = Vec::with_capacity(ROWS_PER_CHUNK);
                     let mut finished = false;
                     while chunk.len() < ROWS_PER_CHUNK {
-                        let Some(row) = reader.next_row() else {
+                        let Some(row) = next_row() else {
                             finished = true;
                             break;
                         };
@@ -135,6 +169,45 @@ mod tests {
             read[50].contains("duplicate profile id `p0`"),
             "{}",
             read[50]
+        );
+    }
+
+    /// A reader that fails part-way ends the rows with an error naming the
+    /// file, not with a silent end of file.
+    #[tokio::test]
+    async fn a_reader_that_fails_ends_with_an_error_not_an_early_end() {
+        let file = audience(ROWS_PER_CHUNK + 10);
+        let mut reader = AudienceReader::open(file.path()).expect("open");
+        let mut taken = 0;
+        let mut ahead = ReadAhead::start_reading(file.path().to_path_buf(), move || {
+            taken += 1;
+            assert!(
+                taken <= ROWS_PER_CHUNK + 3,
+                "a row this reader cannot handle"
+            );
+            reader.next_row()
+        })
+        .expect("start");
+        let mut rows = Vec::new();
+        while let Some(row) = ahead.next_row().await {
+            rows.push(row);
+        }
+        assert_eq!(rows.len(), ROWS_PER_CHUNK + 4);
+        assert!(rows[..ROWS_PER_CHUNK + 3].iter().all(Result::is_ok));
+        let Some(Err(err)) = rows.last() else {
+            panic!("the last row is not an error");
+        };
+        let message = err.to_string();
+        assert!(
+            message.contains(&file.path().display().to_string()),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "reading failed after {} rows (a row this reader cannot handle)",
+                ROWS_PER_CHUNK + 3
+            )),
+            "{message}"
         );
     }
 
