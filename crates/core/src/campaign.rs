@@ -207,14 +207,10 @@ pub fn idempotency_key(campaign: &str, profile_id: &str, channel: &str, step: u3
     hasher.update(channel.as_bytes());
     hasher.update([0x1f]);
     hasher.update(step.to_string().as_bytes());
-    // `hex::encode` builds its string a `char` at a time, a tenth of a
-    // dry run's time over a large audience; its slice encoder does not.
-    let mut key = [0u8; 64];
-    let digest = hasher.finalize();
-    match hex::encode_to_slice(digest, &mut key).map(|()| std::str::from_utf8(&key)) {
-        Ok(Ok(key)) => key.to_owned(),
-        _ => hex::encode(digest),
-    }
+    // The digest's own lowercase-hex formatting: `hex::encode` builds its
+    // string a `char` at a time, about 9 % of the deciding thread in a
+    // large dry run.
+    format!("{:x}", hasher.finalize())
 }
 
 /// The idempotency key of a triggered message: like [`idempotency_key`],

@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 use switchboard_contract::model::{AddressKind, Purpose};
 
+use crate::phone_parse::Digits;
 use crate::seen_ids::SeenIds;
 
 /// A problem with an audience file as a whole: nothing was read from it.
@@ -338,7 +339,7 @@ fn parse_phone(
         ));
     }
     let region = country.map(|(_, id)| *id);
-    let (code, national) = match read_number(region, value) {
+    let (number, valid) = match read_number(region, value) {
         Ok(number) => number,
         Err(err) => {
             let why = match err {
@@ -352,7 +353,7 @@ fn parse_phone(
             return Err(format!("`{value}` is not a phone number ({why})"));
         }
     };
-    if !national.valid {
+    if !valid {
         return Err(match country {
             Some((code, _)) if !international => {
                 format!("`{value}` is not a valid phone number in {code}")
@@ -364,23 +365,17 @@ fn parse_phone(
     // what the library's E.164 mode writes, without the national format it
     // also works out (and throws away for E.164), which cost 29 % of
     // ingest time.
-    Ok(format!("+{code}{}", national.digits))
+    Ok(format!("+{}{}", number.code, number.national))
 }
 
-/// A national significant number as read, and whether it is valid.
-struct National {
-    digits: String,
-    valid: bool,
-}
-
-/// Read `value` in `region`: plain digits by [`crate::phone_parse`], the
-/// rest (and anything it leaves to the library) by the phone library.
-/// Either way the library's answer, with validity by
-/// [`crate::phone_validity`].
+/// Read `value` in `region`, and say whether it is valid: plain digits by
+/// [`crate::phone_parse`], the rest (and anything it leaves to the
+/// library) by the phone library. Either way the library's answer, with
+/// validity by [`crate::phone_validity`].
 fn read_number(
     region: Option<phonenumber::country::Id>,
     value: &str,
-) -> Result<(u16, National), phonenumber::ParseError> {
+) -> Result<(Digits, bool), phonenumber::ParseError> {
     let metadata = match region {
         Some(id) => phonenumber::metadata::DATABASE.by_id(id.as_ref()),
         None => None,
@@ -391,16 +386,15 @@ fn read_number(
     {
         let read = read?;
         if let Some(valid) = crate::phone_validity::is_valid_parts(read.code, &read.national) {
-            let digits = read.national;
-            return Ok((read.code, National { digits, valid }));
+            return Ok((read, valid));
         }
     }
     let number = phonenumber::parse(region, value)?;
-    let national = National {
-        digits: number.national().to_string(),
-        valid: crate::phone_validity::is_valid(&number),
+    let read = Digits {
+        code: number.country().code(),
+        national: number.national().to_string(),
     };
-    Ok((number.country().code(), national))
+    Ok((read, crate::phone_validity::is_valid(&number)))
 }
 
 /// Check a platform user id; ids never contain spaces or control characters.
@@ -909,14 +903,14 @@ mod tests {
                     continue;
                 };
                 let theirs = number.format().mode(phonenumber::Mode::E164).to_string();
-                let (code, national) = read_number(region, &text).expect("the library read it");
+                let (read, valid) = read_number(region, &text).expect("the library read it");
                 assert_eq!(
-                    format!("+{code}{}", national.digits),
+                    format!("+{}{}", read.code, read.national),
                     theirs,
                     "{} {kind:?} example {example}",
                     meta.id()
                 );
-                assert_eq!(national.valid, phonenumber::is_valid(&number), "{text}");
+                assert_eq!(valid, phonenumber::is_valid(&number), "{text}");
                 compared += 1;
             }
         }

@@ -18,6 +18,8 @@
 //! transform rule) if what is left is still long enough. Each step is
 //! marked with the library function it follows.
 
+use std::borrow::Cow;
+
 use phonenumber::ParseError;
 use phonenumber::metadata::{DATABASE, Metadata};
 
@@ -76,7 +78,7 @@ pub(crate) fn parse_digits(
         national = &digits[end..];
     }
     // `helper::country_code`.
-    let (code, mut national) = if from_calling_code {
+    let (code, national) = if from_calling_code {
         if national.len() <= MIN_NATIONAL {
             return Some(Err(ParseError::TooShortNsn));
         }
@@ -116,19 +118,22 @@ pub(crate) fn parse_digits(
             Region::AskTheLibrary => return None,
         },
     };
-    let stripped;
-    if let Some((meta, patterns)) = meta {
-        let mut potential = strip_national_prefix(meta, &patterns, national)?;
-        if let Some(prefix) = meta.national_prefix()
-            && let Some(rest) = potential.strip_prefix(prefix)
-        {
-            potential = rest.to_owned();
+    let national = match meta {
+        Some((meta, patterns)) => {
+            let mut potential = strip_national_prefix(meta, &patterns, national)?;
+            if let Some(prefix) = meta.national_prefix()
+                && let Some(rest) = potential.strip_prefix(prefix)
+            {
+                potential = Cow::Owned(rest.to_owned());
+            }
+            if too_short(meta, potential.len()) {
+                Cow::Borrowed(national)
+            } else {
+                potential
+            }
         }
-        if !too_short(meta, potential.len()) {
-            stripped = potential;
-            national = &stripped;
-        }
-    }
+        None => Cow::Borrowed(national),
+    };
     if national.len() < MIN_NATIONAL {
         return Some(Err(ParseError::TooShortNsn));
     }
@@ -142,7 +147,7 @@ pub(crate) fn parse_digits(
         Ok(value) if value >= 1 << 56 => Some(Err(ParseError::TooLong)),
         Ok(_) => Some(Ok(Digits {
             code,
-            national: national.to_owned(),
+            national: national.into_owned(),
         })),
     }
 }
@@ -150,37 +155,37 @@ pub(crate) fn parse_digits(
 /// `helper::national_number`: strip the national prefix (and carrier
 /// code), or apply the transform rule. `None` where the library would
 /// panic (a transform rule over a pattern without groups).
-fn strip_national_prefix(
+fn strip_national_prefix<'a>(
     meta: &Metadata,
     patterns: &RegionPatterns,
-    national: &str,
-) -> Option<String> {
+    national: &'a str,
+) -> Option<Cow<'a, str>> {
     let Some(parsing) = patterns.national_prefix_for_parsing.as_ref() else {
         let national = match meta.national_prefix() {
             Some(prefix) => national.strip_prefix(prefix).unwrap_or(national),
             None => national,
         };
-        return Some(national.to_owned());
+        return Some(Cow::Borrowed(national));
     };
     let Some(captures) = parsing.captures(national) else {
-        return Some(national.to_owned());
+        return Some(Cow::Borrowed(national));
     };
     let whole = captures.get(0)?;
     if whole.start() != 0 {
-        return Some(national.to_owned());
+        return Some(Cow::Borrowed(national));
     }
     let viable = patterns.general.accepts(national);
     let last = captures.get(captures.len() - 1);
     match meta.national_prefix_transform_rule() {
         Some(transform) if last.is_some() => {
             captures.get(1)?;
-            let transformed = parsing.replace(national, transform).into_owned();
+            let transformed = parsing.replace(national, transform);
             if viable && !patterns.general.accepts(&transformed) {
-                return Some(national.to_owned());
+                return Some(Cow::Borrowed(national));
             }
             Some(transformed)
         }
-        _ => Some(national[whole.end()..].to_owned()),
+        _ => Some(Cow::Borrowed(&national[whole.end()..])),
     }
 }
 

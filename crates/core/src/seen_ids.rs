@@ -55,11 +55,8 @@ impl SeenIds {
     /// `u32::MAX`). One hash and one search per id.
     pub(crate) fn first_line_or_insert(&mut self, id: &str, line: u64) -> Option<u64> {
         let hash = self.hash(id);
-        if let Some(&first) = self.recent.get(&hash) {
-            return Some(u64::from(first));
-        }
-        if let Some(index) = self.find(hash) {
-            return Some(u64::from(self.lines[index]));
+        if let Some(first) = self.first_line_of_hash(hash) {
+            return Some(first);
         }
         self.recent
             .insert(hash, u32::try_from(line).unwrap_or(u32::MAX));
@@ -72,7 +69,11 @@ impl SeenIds {
     /// The line `id` was first seen on, if it was.
     #[cfg(test)]
     fn first_line(&self, id: &str) -> Option<u64> {
-        let hash = self.hash(id);
+        self.first_line_of_hash(self.hash(id))
+    }
+
+    /// The line the id with `hash` was first seen on, if it was.
+    fn first_line_of_hash(&self, hash: u64) -> Option<u64> {
         self.recent
             .get(&hash)
             .or_else(|| self.find(hash).map(|index| &self.lines[index]))

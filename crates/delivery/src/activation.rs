@@ -403,11 +403,8 @@ pub(crate) fn plan(
             AddressLookup::Found(address) => Some(address),
             _ => None,
         };
-        // The store knows nobody in most chunks of a first campaign: no
-        // key to build for a lookup then.
         let state = address
             .as_ref()
-            .filter(|_| !states.is_empty())
             .and_then(|a| states.get(&(channel.clone(), a.clone())))
             .unwrap_or(&empty);
         let view = Recipient {
