@@ -11,16 +11,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use switchboard_contract::model::{Content, OutboundMessage};
 use switchboard_runtime::{LoadedAdapter, WriteAhead};
-use switchboard_store::{ClaimRequest, ClaimedSend, Outcome, Settle, Settlement, Store, now_ms};
+use switchboard_store::{ClaimRequest, ClaimedSend, Outcome, Settle, Settlement, now_ms};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::engine::{Settled, Shared};
 use crate::judge::{self, Seen, Signal};
 use crate::rate::RateController;
+use crate::write_ahead::OutboxWriteAhead;
 
 /// How long an idle lane sleeps before looking at the outbox again.
 const IDLE: Duration = Duration::from_secs(1);
@@ -317,36 +317,6 @@ impl Lane {
     }
 }
 
-/// Records, before a request leaves, that it is being written for the
-/// sends it carries — so that after a crash the host knows which may have
-/// reached the platform.
-struct OutboxWriteAhead {
-    store: Arc<dyn Store>,
-    owner: String,
-    keys: Vec<String>,
-}
-
-impl WriteAhead for OutboxWriteAhead {
-    fn before_write(&self, indices: Vec<u32>) -> BoxFuture<'static, Result<(), String>> {
-        let keys: Vec<String> = indices
-            .iter()
-            .filter_map(|&index| self.keys.get(index as usize).cloned())
-            .collect();
-        let store = Arc::clone(&self.store);
-        let owner = self.owner.clone();
-        Box::pin(async move {
-            match store.mark_written(&owner, keys).await {
-                Ok(lost) if lost.is_empty() => Ok(()),
-                Ok(lost) => Err(format!(
-                    "{} message(s) of this request are no longer held by this engine (its lease expired)",
-                    lost.len()
-                )),
-                Err(error) => Err(error.to_string()),
-            }
-        })
-    }
-}
-
 /// Send one claimed batch through the adapter and settle every message.
 async fn send_batch(
     shared: &Arc<Shared>,
@@ -360,11 +330,11 @@ async fn send_batch(
     let write_ahead: Option<Arc<dyn WriteAhead>> = if adapter.info.deduplicates {
         None
     } else {
-        Some(Arc::new(OutboxWriteAhead {
-            store: Arc::clone(&shared.store),
-            owner: shared.owner.clone(),
-            keys: messages.iter().map(|m| m.idempotency_key.clone()).collect(),
-        }))
+        Some(Arc::new(OutboxWriteAhead::new(
+            Arc::clone(&shared.store),
+            shared.owner.clone(),
+            messages.iter().map(|m| m.idempotency_key.clone()).collect(),
+        )))
     };
     let outcome = adapter.send_tracked(&messages, write_ahead).await;
     let now = now_ms();

@@ -13,6 +13,8 @@
 //! - [`settings`]: the operator's `[dispatch]` table and per-channel pacing.
 //! - [`triggers`]: events from the brand's systems through the same gate
 //!   into the same outbox (wait, cancel-on, deadline).
+//! - `write_ahead`: the outbox marks of requests about to leave, gathered
+//!   per call into one database job.
 
 pub mod activation;
 pub mod engine;
@@ -24,6 +26,7 @@ pub mod results;
 pub mod run;
 pub mod settings;
 pub mod triggers;
+mod write_ahead;
 
 pub use engine::{Engine, EngineOptions, Settled};
 pub use results::{ResultLine, RunReport};

@@ -589,12 +589,14 @@ struct Held {
     ttl_seconds: Option<u32>,
     deadline_ms: Option<i64>,
     fallback: Option<String>,
+    /// Where the row is: its statements find it by this, not the key.
+    rowid: i64,
 }
 
 /// The columns [`held_row`] reads, in order.
-const HELD: &str = "campaign, profile_id, line, channel, address, step, purpose, window_opener, ttl_seconds, deadline_ms, fallback";
+const HELD: &str = "campaign, profile_id, line, channel, address, step, purpose, window_opener, ttl_seconds, deadline_ms, fallback, rowid";
 /// How many columns [`HELD`] names.
-const HELD_COLUMNS: usize = 11;
+const HELD_COLUMNS: usize = 12;
 
 fn held_row(row: &rusqlite::Row<'_>, key: String) -> rusqlite::Result<Held> {
     Ok(Held {
@@ -610,6 +612,7 @@ fn held_row(row: &rusqlite::Row<'_>, key: String) -> rusqlite::Result<Held> {
         ttl_seconds: row.get(8)?,
         deadline_ms: row.get(9)?,
         fallback: row.get(10)?,
+        rowid: row.get(11)?,
     })
 }
 
@@ -644,6 +647,7 @@ fn settle_held(
     early: &EarlyStatuses,
 ) -> JobResult<Settle> {
     let key = settlement.key.as_str();
+    let row = held.rowid;
     let rate_limited = i64::from(settlement.rate_limited);
     // Every statement below binds `now` as its last parameter, `?N`.
     let release = |now_param: usize| {
@@ -662,10 +666,10 @@ fn settle_held(
                 .prepare_cached(&format!(
                     "UPDATE sends SET state = 'sent', platform_message_id = ?2, error_class = NULL,
                         error_message = NULL, delivery_state = COALESCE(delivery_state, 'accepted'),
-                        {release}, updated_ms = ?3 WHERE idempotency_key = ?1",
+                        {release}, updated_ms = ?3 WHERE rowid = ?1",
                     release = release(3)
                 ))?
-                .execute(params![key, platform_message_id, now])?;
+                .execute(params![row, platform_message_id, now])?;
             let best = early.get(held.channel.as_str()).and_then(|by_ref| {
                 [Some(key), platform_message_id.as_deref()]
                     .into_iter()
@@ -675,10 +679,8 @@ fn settle_held(
             });
             if let Some(best) = best {
                 connection
-                    .prepare_cached(
-                        "UPDATE sends SET delivery_state = ?2 WHERE idempotency_key = ?1",
-                    )?
-                    .execute(params![key, best.as_str()])?;
+                    .prepare_cached("UPDATE sends SET delivery_state = ?2 WHERE rowid = ?1")?
+                    .execute(params![row, best.as_str()])?;
             }
             if let Some(opener) = &held.window {
                 connection
@@ -696,20 +698,20 @@ fn settle_held(
                 .prepare_cached(&format!(
                     "UPDATE sends SET state = 'failed', error_class = ?2, error_message = ?3,
                         rate_limited = rate_limited + ?4, {release}, updated_ms = ?5
-                     WHERE idempotency_key = ?1",
+                     WHERE rowid = ?1",
                     release = release(5)
                 ))?
-                .execute(params![key, class, message, rate_limited, now])?;
+                .execute(params![row, class, message, rate_limited, now])?;
             ("failed", Some(class.clone()), Some(message.clone()))
         }
         Outcome::Uncertain { message } => {
             connection
                 .prepare_cached(&format!(
                     "UPDATE sends SET state = 'uncertain', error_class = 'uncertain', error_message = ?2,
-                        {release}, updated_ms = ?3 WHERE idempotency_key = ?1",
+                        {release}, updated_ms = ?3 WHERE rowid = ?1",
                     release = release(3)
                 ))?
-                .execute(params![key, message, now])?;
+                .execute(params![row, message, now])?;
             ("uncertain", None, Some(message.clone()))
         }
         Outcome::Deferred {
@@ -721,10 +723,10 @@ fn settle_held(
                 .prepare_cached(&format!(
                     "UPDATE sends SET state = 'deferred', due_ms = ?2, error_class = ?3, error_message = ?4,
                         rate_limited = rate_limited + ?5, {release}, updated_ms = ?6
-                     WHERE idempotency_key = ?1",
+                     WHERE rowid = ?1",
                     release = release(6)
                 ))?
-                .execute(params![key, due_ms, reason, message, rate_limited, now])?;
+                .execute(params![row, due_ms, reason, message, rate_limited, now])?;
             ("deferred", Some(reason.clone()), Some(message.clone()))
         }
         Outcome::Retrying {
@@ -736,30 +738,30 @@ fn settle_held(
                 .prepare_cached(&format!(
                     "UPDATE sends SET state = 'retrying', due_ms = ?2, error_class = ?3, error_message = ?4,
                         rate_limited = rate_limited + ?5, {release}, updated_ms = ?6
-                     WHERE idempotency_key = ?1",
+                     WHERE rowid = ?1",
                     release = release(6)
                 ))?
-                .execute(params![key, due_ms, class, message, rate_limited, now])?;
+                .execute(params![row, due_ms, class, message, rate_limited, now])?;
             return Ok(Settle::Applied);
         }
         Outcome::Released { due_ms } => {
             connection
                 .prepare_cached(&format!(
                     "UPDATE sends SET state = 'retrying', due_ms = ?2, attempts = MAX(attempts - 1, 0),
-                        {release}, updated_ms = ?3 WHERE idempotency_key = ?1",
+                        {release}, updated_ms = ?3 WHERE rowid = ?1",
                     release = release(3)
                 ))?
-                .execute(params![key, due_ms, now])?;
+                .execute(params![row, due_ms, now])?;
             return Ok(Settle::Applied);
         }
         Outcome::Skipped { reason, message } => {
             connection
                 .prepare_cached(&format!(
                     "UPDATE sends SET state = 'skipped', error_class = ?2, error_message = ?3,
-                        {release}, updated_ms = ?4 WHERE idempotency_key = ?1",
+                        {release}, updated_ms = ?4 WHERE rowid = ?1",
                     release = release(4)
                 ))?
-                .execute(params![key, reason.code(), message, now])?;
+                .execute(params![row, reason.code(), message, now])?;
             (
                 "skipped",
                 Some(reason.code().to_owned()),
@@ -837,8 +839,8 @@ fn fall_back(connection: &Connection, held: &Held, now: i64) -> JobResult<bool> 
         return Ok(false);
     };
     connection
-        .prepare_cached("UPDATE sends SET fell_back = 1 WHERE idempotency_key = ?1")?
-        .execute([&held.key])?;
+        .prepare_cached("UPDATE sends SET fell_back = 1 WHERE rowid = ?1")?
+        .execute([held.rowid])?;
     insert_send(connection, &send, now)?;
     record_decision(connection, &decision)?;
     Ok(true)
