@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 use switchboard_contract::model::{AddressKind, Purpose};
 
+use crate::attributes::Attributes;
 use crate::phone_parse::Digits;
 use crate::seen_ids::SeenIds;
 
@@ -179,8 +180,9 @@ pub struct Profile {
     /// The ISO 3166 alpha-2 country code, uppercase, when given and valid.
     pub country: Option<String>,
     /// Consent per channel and purpose from `consent_<channel>_<purpose>`
-    /// columns. Empty or invalid values are absent (unknown).
-    pub consents: BTreeMap<ConsentKey, bool>,
+    /// columns, one entry per key. Empty or invalid values are absent
+    /// (unknown).
+    pub consents: Vec<(ConsentKey, bool)>,
     /// Platform user ids per channel (lowercase channel name) from
     /// `<channel>_id` / `<channel>_openid` columns: `Ok(id)`, or `Err(why)`
     /// when it contains spaces or control characters. Unusable ids are not
@@ -189,7 +191,7 @@ pub struct Profile {
     pub platform_ids: BTreeMap<String, Result<String, String>>,
     /// Every non-empty field by column name as written in the header,
     /// trimmed, for template placeholders.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
 }
 
 impl Profile {
@@ -197,11 +199,9 @@ impl Profile {
     /// `Some(false)` no, `None` unknown.
     pub fn consent(&self, channel: &str, purpose: Purpose) -> Option<bool> {
         self.consents
-            .get(&ConsentKey {
-                channel: channel.to_ascii_lowercase(),
-                purpose,
-            })
-            .copied()
+            .iter()
+            .find(|(key, _)| key.purpose == purpose && key.channel.eq_ignore_ascii_case(channel))
+            .map(|&(_, consent)| consent)
     }
 
     /// The recipient's address on `channel`, which addresses people by `kind`.
@@ -818,9 +818,12 @@ fn read_row(
         line,
         phone: None,
         country: None,
-        consents: BTreeMap::new(),
+        consents: Vec::new(),
         platform_ids: BTreeMap::new(),
-        attributes: BTreeMap::new(),
+        attributes: Attributes::with_capacity(
+            columns.len(),
+            record.as_slice().len() + columns.iter().map(|c| c.name.len()).sum::<usize>(),
+        ),
     };
 
     // Country first: phone numbers are read with it.
@@ -837,9 +840,7 @@ fn read_row(
 
     for (column, value) in columns.iter().zip(&values) {
         if !value.is_empty() {
-            profile
-                .attributes
-                .insert(column.name.clone(), value.to_string());
+            profile.attributes.push_new(&column.name, value);
         }
         match &column.role {
             Role::ProfileId | Role::Country | Role::Plain => {}
@@ -857,7 +858,11 @@ fn read_row(
             }
             Role::Consent(key) => match parse_consent(value) {
                 Ok(Some(consent)) => {
-                    profile.consents.insert(key.clone(), consent);
+                    // Two columns for one key: the later one wins.
+                    match profile.consents.iter_mut().find(|(known, _)| known == key) {
+                        Some((_, known)) => *known = consent,
+                        None => profile.consents.push((key.clone(), consent)),
+                    }
                 }
                 Ok(None) => {}
                 Err(message) => errors.push(row_error(&column.name, message)),
@@ -985,13 +990,10 @@ mod tests {
             ken.address_for("line", AddressKind::PlatformUserId),
             AddressLookup::Found("U4af4980629".into())
         );
-        assert_eq!(ken.attributes.get("name").map(String::as_str), Some("Ken"));
-        assert_eq!(
-            ken.attributes.get("phone").map(String::as_str),
-            Some("090-1234-5678")
-        );
+        assert_eq!(ken.attributes.get("name"), Some("Ken"));
+        assert_eq!(ken.attributes.get("phone"), Some("090-1234-5678"));
         assert!(
-            !anna.attributes.contains_key("line_id"),
+            anna.attributes.get("line_id").is_none(),
             "empty values are not attributes"
         );
     }
@@ -1103,7 +1105,13 @@ mod tests {
     #[test]
     fn quoted_multiline_fields_keep_line_numbers_right() {
         let (_dir, audience) = read("profile_id,note\np1,\"two\nlines\"\n,x\n");
-        assert_eq!(audience.profiles[0].attributes["note"], "two\nlines");
+        assert_eq!(
+            audience.profiles[0]
+                .attributes
+                .get("note")
+                .unwrap_or_default(),
+            "two\nlines"
+        );
         assert_eq!(audience.rejected[0].line, 4);
     }
 
@@ -1120,7 +1128,7 @@ mod tests {
             AddressLookup::Invalid(_)
         ));
         assert!(audience.rejected.is_empty());
-        assert_eq!(p.attributes["LINE_ID"], "U 1");
+        assert_eq!(p.attributes.get("LINE_ID").unwrap_or_default(), "U 1");
     }
 
     #[test]
@@ -1130,7 +1138,7 @@ mod tests {
         std::fs::write(&path, b"profile_id,name\np1,\xff\xfe\n").expect("write");
         let audience = read_audience(&path).expect("reads");
         assert_eq!(audience.profiles.len(), 1);
-        assert!(!audience.profiles[0].attributes.contains_key("name"));
+        assert!(audience.profiles[0].attributes.get("name").is_none());
         assert_eq!(
             messages(&audience),
             ["2: field `name`: the value is not valid UTF-8; treated as empty"]

@@ -4,6 +4,7 @@
 //!
 //! - [`campaign`]: campaign files and idempotency keys.
 //! - [`template`]: `{{column}}` placeholders.
+//! - [`attributes`]: a profile's fields by column name, compactly.
 //! - [`ingest`]: audience CSV files into profiles, row by row.
 //! - [`consent`]: the consent rules — the audience baseline, the ledger,
 //!   and which platform events and send errors change consent.
@@ -15,6 +16,7 @@
 //! Everything here is a pure function of its inputs, tested without a
 //! database, an async runtime or a wasm engine.
 
+pub mod attributes;
 pub mod campaign;
 pub mod consent;
 pub mod events;

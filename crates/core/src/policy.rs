@@ -610,12 +610,12 @@ parameters = { customer = "{{name}}", code = "BACK20" }
             line: 2,
             phone: phone.map(|p| p.map(str::to_string).map_err(str::to_string)),
             country: None,
-            consents: BTreeMap::new(),
+            consents: Vec::new(),
             platform_ids: BTreeMap::new(),
             attributes: attributes
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .chain([("profile_id".to_string(), "p1".to_string())])
+                .copied()
+                .chain([("profile_id", "p1")])
                 .collect(),
         }
     }

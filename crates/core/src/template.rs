@@ -10,7 +10,7 @@
 //! by `}}` and a `}}` that closes nothing is an error, so typos such as
 //! `{name}}` are caught before anything is sent.
 
-use std::collections::BTreeMap;
+use crate::attributes::AttributeSource;
 
 /// Why a text could not be parsed or rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,13 +114,13 @@ pub fn placeholders(text: &str) -> Result<Vec<String>, TemplateError> {
 /// whose attribute is absent or empty (a message with a hole in it is worse
 /// than no message), and with [`TemplateError::Syntax`] when the braces do
 /// not pair up.
-pub fn render(text: &str, attributes: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+pub fn render(text: &str, attributes: &impl AttributeSource) -> Result<String, TemplateError> {
     let pieces = parse(text)?;
     let mut out = String::with_capacity(text.len());
     for piece in pieces {
         match piece {
             Piece::Literal(literal) => out.push_str(literal),
-            Piece::Placeholder(name) => match attributes.get(name) {
+            Piece::Placeholder(name) => match attributes.attribute(name) {
                 Some(value) if !value.is_empty() => out.push_str(value),
                 _ => return Err(TemplateError::MissingAttribute(name.to_string())),
             },
@@ -132,6 +132,7 @@ pub fn render(text: &str, attributes: &BTreeMap<String, String>) -> Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
