@@ -72,11 +72,17 @@ impl Inner {
             gathering.keys.extend_from_slice(keys);
             return gathering.recorded.clone();
         }
-        let inner = Arc::clone(self);
+        // Weak: the open gathering holds this future, and a strong
+        // reference back would keep both alive if the call ended before
+        // the future ran.
+        let weak = Arc::downgrade(self);
         let recorded = async move {
             // Let the call's other requests, spawned together with this
             // one, reach `join` before the gathering closes.
             tokio::task::yield_now().await;
+            let inner = weak.upgrade().ok_or_else(|| {
+                "the adapter call ended before its requests were recorded".to_owned()
+            })?;
             let keys = inner
                 .open
                 .lock()
@@ -251,6 +257,33 @@ mod tests {
         assert_eq!(
             marks.inner.jobs.load(std::sync::atomic::Ordering::Relaxed),
             1
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_that_ends_before_its_marks_are_made_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys: Vec<String> = vec!["k".into()];
+        let store = leased(&dir, &keys, "engine-a", 60_000).await;
+
+        // Never polled: the call, its gathering and its job all go.
+        let marks = OutboxWriteAhead::new(store.clone(), "engine-a".into(), keys.clone());
+        let inner = Arc::downgrade(&marks.inner);
+        let never_polled = marks.before_write(vec![0]);
+        drop(marks);
+        drop(never_polled);
+        assert!(
+            inner.upgrade().is_none(),
+            "the call's marks were kept alive"
+        );
+
+        // Polled after the call ended: the request is held back, saying why.
+        let marks = OutboxWriteAhead::new(store, "engine-a".into(), keys);
+        let late = marks.before_write(vec![0]);
+        drop(marks);
+        assert_eq!(
+            late.await,
+            Err("the adapter call ended before its requests were recorded".into())
         );
     }
 
