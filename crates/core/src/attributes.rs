@@ -4,9 +4,9 @@
 //! An audience row has a handful of fields, read on one thread and used and
 //! dropped on another. As a map of owned strings that was a dozen
 //! allocations per row (a name and a value per field, and the map's node),
-//! each freed across threads: a fifth of ingest time went to the allocator.
-//! Here every name and value of a row sits in one string, and one vector
-//! says where each ends.
+//! most of a row's allocations, each freed across threads; the allocator
+//! was 18 % of ingest's samples. Here every name and value of a row sits
+//! in one string, and one vector says where each ends.
 
 use std::collections::BTreeMap;
 
@@ -81,16 +81,6 @@ impl Attributes {
             field
         })
     }
-
-    /// How many fields there are.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
 }
 
 impl AttributeSource for Attributes {
@@ -133,7 +123,7 @@ mod tests {
             attributes.iter().collect::<Vec<_>>(),
             [("name", "Mina"), ("city", "서울"), ("empty", "")]
         );
-        assert_eq!(attributes.len(), 3);
+        assert_eq!(attributes.iter().count(), 3);
         assert_eq!(
             format!("{attributes:?}"),
             r#"{"name": "Mina", "city": "서울", "empty": ""}"#
@@ -146,7 +136,7 @@ mod tests {
         attributes.insert("code", "BACK20");
         attributes.insert("code", "OTHER");
         assert_eq!(attributes.get("code"), Some("BACK20"));
-        assert_eq!(attributes.len(), 1);
+        assert_eq!(attributes.iter().count(), 1);
     }
 
     #[test]
@@ -155,6 +145,6 @@ mod tests {
         let attributes: Attributes = [("ab", "c"), ("a", "bc")].into_iter().collect();
         assert_eq!(attributes.get("ab"), Some("c"));
         assert_eq!(attributes.get("a"), Some("bc"));
-        assert!(Attributes::default().is_empty());
+        assert!(Attributes::default().iter().next().is_none());
     }
 }

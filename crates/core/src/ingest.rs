@@ -858,11 +858,8 @@ fn read_row(
             }
             Role::Consent(key) => match parse_consent(value) {
                 Ok(Some(consent)) => {
-                    // Two columns for one key: the later one wins.
-                    match profile.consents.iter_mut().find(|(known, _)| known == key) {
-                        Some((_, known)) => *known = consent,
-                        None => profile.consents.push((key.clone(), consent)),
-                    }
+                    // One column per key: names are unique regardless of case.
+                    profile.consents.push((key.clone(), consent));
                 }
                 Ok(None) => {}
                 Err(message) => errors.push(row_error(&column.name, message)),

@@ -94,7 +94,7 @@ impl SeenIds {
     /// while the arrays are small, so the map stays in cache and merges
     /// stay cheap; larger as they grow, so each merge, which moves the
     /// whole array, is worth its cost (the ids moved per id added stay
-    /// about eight until the cap).
+    /// about nine until the cap).
     fn recent_limit(&self) -> usize {
         (self.hashes.len() / 8).clamp(MIN_RECENT, RECENT)
     }

@@ -19,9 +19,9 @@ use futures::future::{BoxFuture, Shared};
 use switchboard_runtime::WriteAhead;
 use switchboard_store::Store;
 
-/// What a gathering's database job found: the keys no longer held, or why
-/// nothing could be recorded.
-type Recorded = Result<Arc<HashSet<String>>, String>;
+/// What a gathering's database job found: the batch positions whose send
+/// is no longer held, or why nothing could be recorded.
+type Recorded = Result<Arc<HashSet<u32>>, String>;
 
 /// Records a call's requests in the outbox before they leave; see the
 /// [module docs](self).
@@ -41,9 +41,10 @@ struct Inner {
     jobs: std::sync::atomic::AtomicUsize,
 }
 
-/// Keys waiting to be recorded together, and the job that records them.
+/// Requests' batch positions waiting to be recorded together, and the job
+/// that records their keys.
 struct Gathering {
-    keys: Vec<String>,
+    indices: Vec<u32>,
     recorded: Shared<BoxFuture<'static, Recorded>>,
 }
 
@@ -64,12 +65,12 @@ impl OutboxWriteAhead {
 }
 
 impl Inner {
-    /// Join the open gathering with `keys`, or open one; returns the job
-    /// that will record them.
-    fn join(self: &Arc<Self>, keys: &[String]) -> Shared<BoxFuture<'static, Recorded>> {
+    /// Join the open gathering with the batch positions `indices`, or open
+    /// one; returns the job that will record their keys.
+    fn join(self: &Arc<Self>, indices: &[u32]) -> Shared<BoxFuture<'static, Recorded>> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(gathering) = open.as_mut() {
-            gathering.keys.extend_from_slice(keys);
+            gathering.indices.extend_from_slice(indices);
             return gathering.recorded.clone();
         }
         // Weak: the open gathering holds this future, and a strong
@@ -83,42 +84,56 @@ impl Inner {
             let inner = weak.upgrade().ok_or_else(|| {
                 "the adapter call ended before its requests were recorded".to_owned()
             })?;
-            let keys = inner
+            let indices = inner
                 .open
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take()
-                .map(|gathering| gathering.keys)
+                .map(|gathering| gathering.indices)
                 .unwrap_or_default();
+            let keys = indices
+                .iter()
+                .filter_map(|&index| inner.key(index).map(str::to_owned))
+                .collect();
             #[cfg(test)]
             inner
                 .jobs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match inner.store.mark_written(&inner.owner, keys).await {
-                Ok(lost) => Ok(Arc::new(lost.into_iter().collect())),
-                Err(error) => Err(error.to_string()),
-            }
+            let lost: HashSet<String> = inner
+                .store
+                .mark_written(&inner.owner, keys)
+                .await
+                .map_err(|error| error.to_string())?
+                .into_iter()
+                .collect();
+            Ok(Arc::new(
+                indices
+                    .into_iter()
+                    .filter(|&index| inner.key(index).is_some_and(|key| lost.contains(key)))
+                    .collect(),
+            ))
         }
         .boxed()
         .shared();
         *open = Some(Gathering {
-            keys: keys.to_vec(),
+            indices: indices.to_vec(),
             recorded: recorded.clone(),
         });
         recorded
+    }
+
+    /// The idempotency key at batch position `index`.
+    fn key(&self, index: u32) -> Option<&str> {
+        self.keys.get(index as usize).map(String::as_str)
     }
 }
 
 impl WriteAhead for OutboxWriteAhead {
     fn before_write(&self, indices: Vec<u32>) -> BoxFuture<'static, Result<(), String>> {
-        let keys: Vec<String> = indices
-            .iter()
-            .filter_map(|&index| self.inner.keys.get(index as usize).cloned())
-            .collect();
-        let recorded = self.inner.join(&keys);
+        let recorded = self.inner.join(&indices);
         Box::pin(async move {
             let lost = recorded.await?;
-            let mine = keys.iter().filter(|key| lost.contains(*key)).count();
+            let mine = indices.iter().filter(|index| lost.contains(index)).count();
             if mine == 0 {
                 Ok(())
             } else {
