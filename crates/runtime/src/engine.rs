@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::{RuntimeError, SandboxLimits};
 
@@ -24,8 +24,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// single-message call's cost. The pool maps slots once and reuses them;
 /// the first `KEEP_RESIDENT` bytes of a memory are wiped in place rather
 /// than released, so a Rust adapter's heap is not faulted in again on the
-/// next call. `limits.memory_bytes` bounds each memory slot, and the pool
-/// has `limits.max_instances` slots: far above what the lanes, webhook gate
+/// next call. Where the kernel reports which pages a call wrote
+/// (`PAGEMAP_SCAN`, Linux 6.7 and later) only those are wiped.
+/// `limits.memory_bytes` bounds each memory slot, and the pool has
+/// `limits.max_instances` slots: far above what the lanes, webhook gate
 /// and triggers run at once by default (a few per channel).
 pub fn new_engine(limits: &SandboxLimits) -> Result<Engine, RuntimeError> {
     const KEEP_RESIDENT: usize = 2 << 20;
@@ -49,7 +51,8 @@ pub fn new_engine(limits: &SandboxLimits) -> Result<Engine, RuntimeError> {
         .max_memory_size(limits.memory_bytes.next_multiple_of(1 << 16).max(1 << 16))
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(64 << 10)
-        .async_stack_keep_resident(64 << 10);
+        .async_stack_keep_resident(64 << 10)
+        .pagemap_scan(Enabled::Auto);
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);

@@ -306,6 +306,48 @@ async fn burning_guests_under_contention_stop_at_their_cpu_budget() {
     simulator.shutdown().await.unwrap();
 }
 
+/// A pooled slot is reset between calls: a call finds nothing of what the
+/// calls before it wrote (a static counter, a static buffer, heap pages
+/// grown into), also when the slot is the only one and so is reused by
+/// every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_finds_nothing_an_earlier_call_left_in_its_memory() {
+    let (runtime, simulator) = runtime_with_limits(SandboxLimits {
+        memory_bytes: 32 * 1024 * 1024,
+        max_instances: 1,
+        ..SandboxLimits::default()
+    })
+    .await;
+    let adapter = runtime.get("hostile").expect("hostile adapter loaded");
+    for call in 0..5 {
+        let results = adapter
+            .send(&[message("remember")])
+            .await
+            .unwrap_or_else(|error| panic!("call {call} failed: {error}"));
+        let receipt = results[0]
+            .as_ref()
+            .unwrap_or_else(|failure| panic!("call {call}: {failure:?}"));
+        assert_eq!(
+            receipt.platform_message_id.as_deref(),
+            Some("earlier calls 0, static bytes left 0, heap bytes left 0"),
+            "call {call} saw what an earlier call left"
+        );
+    }
+    // The probe sees what is left where something is: two messages in one
+    // call share the instance, so the second finds the first's marks.
+    let results = adapter
+        .send(&[message("remember"), message("remember")])
+        .await
+        .expect("a batch of two");
+    let second = results[1].as_ref().expect("second message");
+    assert_eq!(
+        second.platform_message_id.as_deref(),
+        Some("earlier calls 1, static bytes left 65536, heap bytes left 0"),
+        "within one call the instance is the same"
+    );
+    simulator.shutdown().await.unwrap();
+}
+
 /// More calls at once than the runtime has pooled instance slots: the
 /// calls beyond the pool wait for a slot instead of failing, and every one
 /// is delivered.

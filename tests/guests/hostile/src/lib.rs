@@ -8,8 +8,10 @@
 //! `url:<url>` fetches that URL (numeric IP forms, loopback, other ports),
 //! `flood` starts 3,000 requests at once, `bigid` answers a 1 MiB platform
 //! id, `bigfailure` a 1 MiB failure message, `logflood` logs 100 MiB,
-//! `tokenhuge` caches a 2 MiB token, `tokens` caches 1,500 tokens.
-//! Any other address gets a receipt.
+//! `tokenhuge` caches a 2 MiB token, `tokens` caches 1,500 tokens,
+//! `remember` says whether it finds what an earlier call left in its
+//! memory (a static counter, a static buffer, 8 MiB of grown heap) and
+//! leaves it there. Any other address gets a receipt.
 //!
 //! `handle_webhook` reads `?do=`: `events` returns 5,000 events,
 //! `bigreply` a 2 MiB reply, `bigtext` one inbound text of 1 MiB.
@@ -129,6 +131,7 @@ fn misbehave(how: &str) -> Result<Receipt, SendError> {
             token_cache::set("huge", &"t".repeat(2 << 20), 3600);
             Ok(Receipt::new("cached"))
         }
+        "remember" => Ok(Receipt::new(remember())),
         "tokens" => {
             for i in 0..1_500 {
                 token_cache::set(&format!("token-{i}"), &"t".repeat(512), 3600);
@@ -143,6 +146,37 @@ fn misbehave(how: &str) -> Result<Receipt, SendError> {
             None => Ok(Receipt::new(format!("ok:{other}"))),
         },
     }
+}
+
+/// Calls this instance's memory has seen.
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+/// A buffer in the zero-initialised data.
+static SCRATCH: std::sync::Mutex<[u8; 64 * 1024]> = std::sync::Mutex::new([0; 64 * 1024]);
+/// Heap beyond the initial memory: pages the instance grows into.
+const HEAP_BYTES: usize = 8 << 20;
+/// What a call leaves behind.
+const MARK: u8 = 0xAB;
+
+/// Report what an earlier call left in this memory, then leave the same.
+fn remember() -> String {
+    let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch_marked = match SCRATCH.lock() {
+        Ok(mut scratch) => {
+            let marked = scratch.iter().filter(|&&byte| byte != 0).count();
+            scratch.fill(MARK);
+            marked
+        }
+        Err(_) => usize::MAX,
+    };
+    let mut heap = vec![0u8; HEAP_BYTES];
+    let heap_marked = heap.iter().filter(|&&byte| byte != 0).count();
+    heap.fill(MARK);
+    // Leak it, so the next allocation cannot be handed the same bytes
+    // zeroed by the allocator rather than by the host.
+    std::mem::forget(std::hint::black_box(heap));
+    format!(
+        "earlier calls {calls}, static bytes left {scratch_marked}, heap bytes left {heap_marked}"
+    )
 }
 
 switchboard_sdk::export_adapter!(Hostile);
