@@ -34,8 +34,6 @@ use crate::types::{Failure, SendError};
 const WRITE_CHUNK: usize = 4096;
 /// Bytes asked for per read of the response body.
 const READ_CHUNK: u64 = 64 * 1024;
-/// Default timeout for connecting and for the first byte of the reply.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a request got no HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +93,7 @@ pub struct Request {
     url: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
-    timeout: Duration,
+    timeout: Option<Duration>,
     messages: Option<Vec<u32>>,
 }
 
@@ -116,7 +114,7 @@ impl Request {
             url: url.to_owned(),
             headers: Vec::new(),
             body: Vec::new(),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: None,
             messages: None,
         }
     }
@@ -162,9 +160,10 @@ impl Request {
     }
 
     /// How long to wait for the connection and for the first byte of the reply.
-    /// The host may clamp it.
+    /// The host may clamp it. Without it, the host's own limit applies (the
+    /// operator's `[sandbox] http_timeout_ms`, 10 s by default).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
@@ -221,14 +220,19 @@ impl Request {
             .map_err(|()| invalid("path"))?;
         let body = request.body().map_err(|()| invalid("body"))?;
 
-        let options = RequestOptions::new();
-        let nanos = u64::try_from(self.timeout.as_nanos()).unwrap_or(u64::MAX);
-        // The host clamps these; a refusal only means it keeps its own limit.
-        let _ = options.set_connect_timeout(Some(nanos));
-        let _ = options.set_first_byte_timeout(Some(nanos));
-        let _ = options.set_between_bytes_timeout(Some(nanos));
+        // Options cost a resource and three calls into the host: made only
+        // when the adapter asked for a timeout of its own.
+        let options = self.timeout.map(|timeout| {
+            let options = RequestOptions::new();
+            let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            // The host clamps these; a refusal only means it keeps its own limit.
+            let _ = options.set_connect_timeout(Some(nanos));
+            let _ = options.set_first_byte_timeout(Some(nanos));
+            let _ = options.set_between_bytes_timeout(Some(nanos));
+            options
+        });
 
-        let pending = outgoing_handler::handle(request, Some(options)).map_err(map_error_code)?;
+        let pending = outgoing_handler::handle(request, options).map_err(map_error_code)?;
         write_body(&body, &self.body)?;
         OutgoingBody::finish(body, None).map_err(map_error_code)?;
         Ok(Pending { future: pending })
@@ -315,17 +319,23 @@ impl Pending {
             }
         };
         let status = response.status();
-        let headers = response
+        let headers: Vec<(String, String)> = response
             .headers()
             .entries()
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
+        let length = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, value)| value.trim().parse::<usize>().ok());
         let incoming = response
             .consume()
             .map_err(|()| HttpError::Connection("response body already taken".into()))?;
-        let body = read_body(&incoming)?;
-        drop(IncomingBody::finish(incoming));
+        let body = read_body(&incoming, length)?;
+        // Trailers are not read: dropping the body is one call where
+        // finishing it and dropping its trailers would be two.
+        drop(incoming);
         Ok(Response {
             status,
             headers,
@@ -349,12 +359,15 @@ fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
     Ok(())
 }
 
-fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, HttpError> {
+/// Read the response body to its end, or up to `length` bytes when the
+/// reply declared its length (the read that would only report the end is
+/// saved).
+fn read_body(incoming: &IncomingBody, length: Option<usize>) -> Result<Vec<u8>, HttpError> {
     let stream = incoming
         .stream()
         .map_err(|()| HttpError::Connection("response body stream unavailable".into()))?;
-    let mut body = Vec::new();
-    loop {
+    let mut body = Vec::with_capacity(length.unwrap_or(0).min(READ_CHUNK as usize));
+    while length.is_none_or(|length| body.len() < length) {
         match stream.blocking_read(READ_CHUNK) {
             Ok(chunk) => body.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
