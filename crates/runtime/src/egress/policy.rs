@@ -175,16 +175,20 @@ impl EgressPolicy {
     /// error says why not (without the query string).
     pub fn check(&self, uri: &str) -> Result<Destination, String> {
         let url = Url::parse(uri).map_err(|e| format!("the request URL does not parse ({e})"))?;
-        let shown = redacted(&url);
+        // The URL as shown in a refusal is built only for one.
+        let shown = || redacted(&url);
         if url.scheme() != "https" {
+            let shown = shown();
             return Err(format!(
                 "`{shown}`: only https is allowed (an operator points a host at a test server with `endpoints`)"
             ));
         }
         if !url.username().is_empty() || url.password().is_some() {
+            let shown = shown();
             return Err(format!("`{shown}`: credentials in the URL are not allowed"));
         }
-        let (host, ip) = canonical_host(&url).ok_or_else(|| format!("`{shown}` has no host"))?;
+        let (host, ip) =
+            canonical_host(&url).ok_or_else(|| format!("`{}` has no host", shown()))?;
         let port = url.port().unwrap_or(HTTPS_PORT);
         let Some(ports) = self.declared.get(&host) else {
             let what = if ip.is_some() {
@@ -198,6 +202,7 @@ impl EgressPolicy {
             ));
         };
         if !ports.contains(&port) {
+            let shown = shown();
             return Err(format!(
                 "`{shown}`: port {port} of `{host}` is not declared (the manifest allows {})",
                 ports
@@ -221,6 +226,7 @@ impl EgressPolicy {
         if let Some(ip) = ip
             && let Some(reason) = blocked_ip(ip)
         {
+            let shown = shown();
             return Err(format!("`{shown}`: address {ip} is {reason}"));
         }
         let mut direct = url;
