@@ -4,7 +4,10 @@
 //! adapter's `max_batch_size`). Beside them, in the same run, the plain
 //! reqwest round trips to the same responder with the same requests in
 //! flight (1, and 50 with the SDK's bound of 16 at once): the adapter
-//! path's overhead is the difference.
+//! path's overhead is the difference. The single message is measured
+//! twice: driven from the bench's own thread, and inside a task on the
+//! runtime's workers, where the host makes its calls. A call that does no
+//! I/O (`describe`) shows the fixed cost of a fresh instance.
 //!
 //! `cargo bench -p switchboard-e2e --bench adapter_call`
 
@@ -104,6 +107,24 @@ fn bench(c: &mut Criterion) {
             assert!(results[0].is_ok());
         })
     });
+    // The fixed cost of a call: a fresh instance and a call that does no I/O.
+    group.bench_function("fresh_instance_plus_describe", |b| {
+        b.to_async(&rt)
+            .iter(|| async { adapter.describe().await.unwrap() })
+    });
+    // As the host makes its calls: inside a task on the runtime's workers.
+    group.bench_function("fresh_instance_plus_send_1_in_task", |b| {
+        b.to_async(&rt).iter(|| {
+            let adapter = Arc::clone(&adapter);
+            let one = one.clone();
+            async move {
+                let results = tokio::spawn(async move { adapter.send(&one).await.unwrap() })
+                    .await
+                    .unwrap();
+                assert!(results[0].is_ok());
+            }
+        })
+    });
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("fresh_instance_plus_send_batch_50", |b| {
         b.to_async(&rt).iter(|| async {
@@ -131,6 +152,10 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_request", |b| b.to_async(&rt).iter(|| post(0)));
+    group.bench_function("one_request_in_task", |b| {
+        b.to_async(&rt)
+            .iter(|| async { tokio::spawn(post(0)).await.unwrap() })
+    });
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("batch_50_with_16_in_flight", |b| {
         b.to_async(&rt).iter(|| async {
