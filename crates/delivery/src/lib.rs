@@ -13,8 +13,7 @@
 //! - [`settings`]: the operator's `[dispatch]` table and per-channel pacing.
 //! - [`triggers`]: events from the brand's systems through the same gate
 //!   into the same outbox (wait, cancel-on, deadline).
-//! - `write_ahead`: the outbox marks of requests about to leave, gathered
-//!   per call into one database job.
+//! - `write_ahead`: the outbox mark each request makes before it leaves.
 
 pub mod activation;
 pub mod engine;
