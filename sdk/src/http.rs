@@ -319,28 +319,28 @@ impl Pending {
             }
         };
         let status = response.status();
-        let headers: Vec<(String, String)> = response
+        let headers = response
             .headers()
             .entries()
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
-        let length = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, value)| value.trim().parse::<usize>().ok());
         let incoming = response
             .consume()
             .map_err(|()| HttpError::Connection("response body already taken".into()))?;
-        let body = read_body(&incoming, length)?;
+        let mut reply = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        let length = reply
+            .header("content-length")
+            .and_then(|value| value.trim().parse::<usize>().ok());
+        reply.body = read_body(&incoming, length)?;
         // Trailers are not read: dropping the body is one call where
         // finishing it and dropping its trailers would be two.
         drop(incoming);
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(reply)
     }
 }
 
