@@ -1,4 +1,10 @@
-//! A small blocking HTTP client over `wasi:http`, with JSON helpers.
+//! A small blocking HTTP client, with JSON helpers.
+//!
+//! [`Request::send`], [`send_all`] and [`send_all_then`] hand their requests
+//! to the host (the contract's `http.send`), which performs a whole list in
+//! one call and returns every reply: a batch of 50 requests costs one call
+//! into the host. [`Request::start`] goes through `wasi:http` instead, for
+//! an adapter that wants to do other work while a request is on its way.
 //!
 //! Every request leaves through the host, which allows only the hosts the
 //! adapter's manifest declares and the operator approves; anything else
@@ -27,6 +33,7 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::StreamError;
 
+use crate::bindings::switchboard::channel::http as host_http;
 use crate::types::{Failure, SendError};
 
 /// Bytes written to the request body per call; `wasi:io` allows 4 KiB per
@@ -48,6 +55,10 @@ pub enum HttpError {
     Timeout(String),
     /// The connection failed (refused, reset, DNS, TLS).
     Connection(String),
+    /// The request was written, then no complete reply came (timeout,
+    /// reset, a reply over the host's limit): the platform may have acted
+    /// on it.
+    NoReply(String),
     /// The reply body was not the JSON expected.
     InvalidJson(String),
 }
@@ -60,6 +71,7 @@ impl std::fmt::Display for HttpError {
             HttpError::ConnectTimeout(detail) => write!(f, "timed out connecting: {detail}"),
             HttpError::Timeout(detail) => write!(f, "timed out waiting for the reply: {detail}"),
             HttpError::Connection(detail) => write!(f, "connection failed: {detail}"),
+            HttpError::NoReply(detail) => write!(f, "no reply after sending: {detail}"),
             HttpError::InvalidJson(detail) => write!(f, "unexpected response body: {detail}"),
         }
     }
@@ -80,7 +92,9 @@ impl From<HttpError> for SendError {
             HttpError::ConnectTimeout(_) | HttpError::Connection(_) => {
                 SendError::Transient(failure)
             }
-            HttpError::Timeout(_) | HttpError::InvalidJson(_) => SendError::Uncertain(failure),
+            HttpError::Timeout(_) | HttpError::NoReply(_) | HttpError::InvalidJson(_) => {
+                SendError::Uncertain(failure)
+            }
             HttpError::Denied(_) | HttpError::InvalidUrl(_) => SendError::Permanent(failure),
         }
     }
@@ -89,9 +103,9 @@ impl From<HttpError> for SendError {
 /// An HTTP request being built.
 #[derive(Debug, Clone)]
 pub struct Request {
-    method: Method,
+    method: String,
     url: String,
-    headers: Vec<(String, Vec<u8>)>,
+    headers: Vec<(String, String)>,
     body: Vec<u8>,
     timeout: Option<Duration>,
     messages: Option<Vec<u32>>,
@@ -100,17 +114,8 @@ pub struct Request {
 impl Request {
     /// A request with any method.
     pub fn new(method: &str, url: &str) -> Self {
-        let method = match method.to_ascii_uppercase().as_str() {
-            "GET" => Method::Get,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "DELETE" => Method::Delete,
-            "PATCH" => Method::Patch,
-            "HEAD" => Method::Head,
-            other => Method::Other(other.to_owned()),
-        };
         Self {
-            method,
+            method: method.to_ascii_uppercase(),
             url: url.to_owned(),
             headers: Vec::new(),
             body: Vec::new(),
@@ -137,7 +142,7 @@ impl Request {
     /// Add a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers
-            .push((name.to_ascii_lowercase(), value.as_bytes().to_vec()));
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -176,21 +181,48 @@ impl Request {
         self
     }
 
-    /// Send the request and read the whole reply.
+    /// Send the request through the host and read the whole reply.
     pub fn send(self) -> Result<Response, HttpError> {
-        self.start()?.wait()
+        let mut replies = send_all(vec![self]);
+        replies
+            .pop()
+            .unwrap_or_else(|| Err(HttpError::Connection("the host returned no reply".into())))
     }
 
-    /// Start the request without waiting for the reply: other requests may
-    /// be started meanwhile (see [`send_all`]); [`Pending::wait`] collects
-    /// the reply.
+    /// The messages this request carries: the ones named with
+    /// [`Request::for_messages`], or the ones being worked on.
+    fn carried(&self) -> Vec<u32> {
+        self.messages
+            .clone()
+            .unwrap_or_else(crate::outcomes::current)
+    }
+
+    /// The request as the host's `http.send` takes it.
+    fn into_host(self) -> host_http::Request {
+        let messages = self.carried();
+        host_http::Request {
+            method: self.method,
+            url: self.url,
+            headers: self.headers,
+            body: self.body,
+            timeout_ms: self
+                .timeout
+                .map(|timeout| u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)),
+            messages,
+        }
+    }
+
+    /// Start the request over `wasi:http` without waiting for the reply:
+    /// the adapter may do other work meanwhile; [`Pending::wait`] collects
+    /// the reply. [`send_all`] is cheaper for several requests at once.
     pub fn start(self) -> Result<Pending, HttpError> {
         let target = Target::parse(&self.url)?;
-        let mut header_list = self.headers.clone();
-        let indices = self
-            .messages
-            .clone()
-            .unwrap_or_else(crate::outcomes::current);
+        let mut header_list: Vec<(String, Vec<u8>)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+            .collect();
+        let indices = self.carried();
         if !indices.is_empty() {
             header_list.push((
                 crate::outcomes::MESSAGE_INDEX_HEADER.to_owned(),
@@ -207,7 +239,7 @@ impl Request {
         };
         let invalid = |what: &str| HttpError::InvalidUrl(format!("{what} of {}", self.url));
         request
-            .set_method(&self.method)
+            .set_method(&wasi_method(&self.method))
             .map_err(|()| invalid("method"))?;
         request
             .set_scheme(Some(&scheme))
@@ -239,65 +271,72 @@ impl Request {
     }
 }
 
-/// Requests [`send_all`] keeps in flight at once (the host's own bound,
-/// `max_requests_in_flight`, is 32 by default).
-pub const MAX_IN_FLIGHT: usize = 16;
+/// Requests handed to the host in one `http.send` call (the host refuses
+/// more than 1,000 in one call); longer lists go in several calls.
+pub const MAX_REQUESTS_PER_CALL: usize = 500;
 
-/// Send `requests` concurrently, at most [`MAX_IN_FLIGHT`] at a time, and
-/// return the replies in order. A batch of messages a platform takes one
-/// per request goes out in the time of the slowest few, not of all of them.
+/// Send `requests` through the host in one call (the host sends them
+/// concurrently, at most its `max_requests_in_flight` at a time) and return
+/// the replies in order. A batch of messages a platform takes one per
+/// request goes out in the time of the slowest few, not of all of them.
 pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
-    let mut results: Vec<Option<Result<Response, HttpError>>> = Vec::new();
-    results.resize_with(requests.len(), || None);
-    send_all_then(requests, |index, result| results[index] = Some(result));
-    results
-        .into_iter()
-        .map(|result| result.unwrap_or_else(|| Err(HttpError::Connection("not sent".into()))))
-        .collect()
+    let mut replies = Vec::with_capacity(requests.len());
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
+        let chunk: Vec<host_http::Request> = requests
+            .by_ref()
+            .take(MAX_REQUESTS_PER_CALL)
+            .map(Request::into_host)
+            .collect();
+        let sent = chunk.len();
+        let mut answers = host_http::send(&chunk);
+        // The host answers every request; a short answer is its fault.
+        answers.resize_with(sent, || {
+            Err(host_http::RequestError::NotSent(
+                "the host returned no reply".into(),
+            ))
+        });
+        replies.extend(answers.into_iter().map(from_host));
+    }
+    replies
 }
 
-/// Send `requests` concurrently, at most [`MAX_IN_FLIGHT`] at a time, and
-/// hand each reply to `done` with the request's index as soon as it
-/// arrives (in arrival order). The requests in flight are waited on
-/// together (`wasi:io/poll`), so one wake-up collects every reply that is
-/// ready, and a slow reply does not hold back the others.
+/// Send `requests` through the host like [`send_all`] and hand each reply
+/// to `done` with the request's index, in order.
 pub fn send_all_then(
     requests: Vec<Request>,
     mut done: impl FnMut(usize, Result<Response, HttpError>),
 ) {
-    let mut waiting = requests.into_iter().enumerate();
-    let mut in_flight: Vec<(usize, Pending)> = Vec::with_capacity(MAX_IN_FLIGHT);
-    loop {
-        while in_flight.len() < MAX_IN_FLIGHT {
-            let Some((index, request)) = waiting.next() else {
-                break;
-            };
-            match request.start() {
-                Ok(pending) => in_flight.push((index, pending)),
-                Err(error) => done(index, Err(error)),
-            }
-        }
-        if in_flight.is_empty() {
-            return;
-        }
-        let ready = {
-            let pollables: Vec<_> = in_flight
-                .iter()
-                .map(|(_, pending)| pending.future.subscribe())
-                .collect();
-            let refs: Vec<&wasip2::io::poll::Pollable> = pollables.iter().collect();
-            let mut ready = wasip2::io::poll::poll(&refs);
-            ready.sort_unstable();
-            ready
-        };
-        // Highest position first, so earlier positions stay valid.
-        for &position in ready.iter().rev() {
-            let position = position as usize;
-            if position < in_flight.len() {
-                let (index, pending) = in_flight.swap_remove(position);
-                done(index, pending.wait());
-            }
-        }
+    for (index, reply) in send_all(requests).into_iter().enumerate() {
+        done(index, reply);
+    }
+}
+
+fn from_host(
+    answer: Result<host_http::Response, host_http::RequestError>,
+) -> Result<Response, HttpError> {
+    match answer {
+        Ok(reply) => Ok(Response {
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
+        }),
+        Err(host_http::RequestError::Denied(why)) => Err(HttpError::Denied(why)),
+        Err(host_http::RequestError::NotSent(why)) => Err(HttpError::Connection(why)),
+        Err(host_http::RequestError::NoReply(why)) => Err(HttpError::NoReply(why)),
+    }
+}
+
+/// `wasi:http`'s name for a method.
+fn wasi_method(method: &str) -> Method {
+    match method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "HEAD" => Method::Head,
+        other => Method::Other(other.to_owned()),
     }
 }
 
@@ -508,6 +547,42 @@ mod tests {
             Target::parse("https:///x"),
             Err(HttpError::InvalidUrl(_))
         ));
+    }
+
+    #[test]
+    fn the_host_says_whether_a_failed_request_was_written() {
+        let failed = |error| from_host(Err(error)).unwrap_err();
+        assert_eq!(
+            failed(host_http::RequestError::Denied("evil.example".into())),
+            HttpError::Denied("evil.example".into())
+        );
+        assert!(matches!(
+            SendError::from(failed(host_http::RequestError::NotSent("refused".into()))),
+            SendError::Transient(_)
+        ));
+        assert!(matches!(
+            SendError::from(failed(host_http::RequestError::NoReply("reset".into()))),
+            SendError::Uncertain(_)
+        ));
+    }
+
+    #[test]
+    fn requests_carry_their_messages_and_timeout_to_the_host() {
+        let request = Request::post("https://api.line.me/v2/bot/message/multicast")
+            .header("X-Line-Retry-Key", "k")
+            .timeout(Duration::from_secs(5))
+            .for_messages(&[3, 4, 7])
+            .into_host();
+        assert_eq!(request.method, "POST");
+        assert_eq!(
+            request.headers,
+            [("x-line-retry-key".to_owned(), "k".to_owned())]
+        );
+        assert_eq!(request.timeout_ms, Some(5_000));
+        assert_eq!(request.messages, [3, 4, 7]);
+        let untagged = Request::get("https://api.line.me/").into_host();
+        assert!(untagged.messages.is_empty());
+        assert_eq!(untagged.timeout_ms, None);
     }
 
     #[test]

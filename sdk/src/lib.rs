@@ -5,7 +5,8 @@
 //! [`export_adapter!`], and build for `wasm32-wasip2`. The SDK gives you:
 //!
 //! - the contract's types ([`types`]), with small constructors;
-//! - a blocking HTTP client over `wasi:http` with JSON helpers ([`http`]);
+//! - a blocking HTTP client that hands requests to the host, with JSON
+//!   helpers ([`http`]);
 //! - the operator's settings and secrets ([`config`]);
 //! - a token cache shared by every call, with single-flight refresh ([`token_cache`]);
 //! - durable storage that survives host restarts ([`storage`]);
@@ -86,7 +87,7 @@ pub fn __install_panic_hook() {
 /// bindings are generated from). The host reads the version from the
 /// component's exports; [`export_adapter!`] also writes it into a custom
 /// section, which must agree.
-pub const CONTRACT_VERSION: &str = "1.1.0";
+pub const CONTRACT_VERSION: &str = "1.2.0";
 
 /// [`CONTRACT_VERSION`] as the bytes of the custom section.
 #[doc(hidden)]

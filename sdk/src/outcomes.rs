@@ -85,10 +85,11 @@ pub fn send_each(
         .collect()
 }
 
-/// Send each message of `batch` in a request of its own, with up to
-/// [`http::MAX_IN_FLIGHT`] requests in flight at once, reporting each
-/// outcome as soon as its reply is read. `request_for` builds a message's
-/// request (an error there is the message's outcome, and nothing is sent);
+/// Send each message of `batch` in a request of its own, all of them handed
+/// to the host in one call ([`http::send_all`]), which sends them
+/// concurrently, then report each outcome as its reply is read.
+/// `request_for` builds a message's request (an error there is the
+/// message's outcome, and nothing is sent);
 /// `receipt_from` reads the platform's reply. Each request is tagged with
 /// its message's index. Use it where a platform takes one message per
 /// request and messages of a batch do not depend on one another: a batch of

@@ -15,9 +15,10 @@ use wasmtime::component::{HasData, InstancePre, Linker};
 
 use crate::ContractVersion;
 use crate::model::{
-    ChannelInfo, HttpRequest, LogLevel, OutboundMessage, SendResult, StorageError, WebhookResult,
+    ChannelInfo, HttpRequest, LogLevel, OutboundMessage, OutgoingRequest, OutgoingResult,
+    SendResult, StorageError, WebhookResult,
 };
-use crate::{v1_0, v1_1};
+use crate::{v1_0, v1_1, v1_2};
 
 /// The host side of the contract's imports, written once for every version.
 ///
@@ -66,6 +67,12 @@ pub trait Imports: Send {
         index: u32,
         outcome: SendResult,
     ) -> impl Future<Output = ()> + Send;
+    /// `http.send` (1.2.0): perform every request, one result per request
+    /// in the same order.
+    fn http_send(
+        &mut self,
+        requests: Vec<OutgoingRequest>,
+    ) -> impl Future<Output = Vec<OutgoingResult>> + Send;
     /// `log.write`.
     fn log(&mut self, level: LogLevel, message: String) -> impl Future<Output = ()> + Send;
 }
@@ -93,6 +100,9 @@ pub fn add_to_linker<T: Imports + 'static>(
         ContractVersion::V1_1 => {
             v1_1::ChannelAdapter::add_to_linker::<T, ShimData<T>>(linker, |state| Shim(state))
         }
+        ContractVersion::V1_2 => {
+            v1_2::ChannelAdapter::add_to_linker::<T, ShimData<T>>(linker, |state| Shim(state))
+        }
     }
 }
 
@@ -102,6 +112,8 @@ pub enum AdapterPre<T: 'static> {
     V1_0(v1_0::ChannelAdapterPre<T>),
     /// Contract 1.1.0.
     V1_1(v1_1::ChannelAdapterPre<T>),
+    /// Contract 1.2.0.
+    V1_2(v1_2::ChannelAdapterPre<T>),
 }
 
 impl<T: Send + 'static> AdapterPre<T> {
@@ -110,6 +122,7 @@ impl<T: Send + 'static> AdapterPre<T> {
         Ok(match version {
             ContractVersion::V1_0 => Self::V1_0(v1_0::ChannelAdapterPre::new(pre)?),
             ContractVersion::V1_1 => Self::V1_1(v1_1::ChannelAdapterPre::new(pre)?),
+            ContractVersion::V1_2 => Self::V1_2(v1_2::ChannelAdapterPre::new(pre)?),
         })
     }
 
@@ -118,6 +131,7 @@ impl<T: Send + 'static> AdapterPre<T> {
         match self {
             Self::V1_0(_) => ContractVersion::V1_0,
             Self::V1_1(_) => ContractVersion::V1_1,
+            Self::V1_2(_) => ContractVersion::V1_2,
         }
     }
 
@@ -126,6 +140,7 @@ impl<T: Send + 'static> AdapterPre<T> {
         match self {
             Self::V1_0(pre) => pre.engine(),
             Self::V1_1(pre) => pre.engine(),
+            Self::V1_2(pre) => pre.engine(),
         }
     }
 
@@ -134,6 +149,7 @@ impl<T: Send + 'static> AdapterPre<T> {
         Ok(match self {
             Self::V1_0(pre) => AdapterInstance::V1_0(pre.instantiate_async(store).await?),
             Self::V1_1(pre) => AdapterInstance::V1_1(pre.instantiate_async(store).await?),
+            Self::V1_2(pre) => AdapterInstance::V1_2(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -144,6 +160,8 @@ pub enum AdapterInstance {
     V1_0(v1_0::ChannelAdapter),
     /// Contract 1.1.0.
     V1_1(v1_1::ChannelAdapter),
+    /// Contract 1.2.0.
+    V1_2(v1_2::ChannelAdapter),
 }
 
 impl AdapterInstance {
@@ -156,6 +174,11 @@ impl AdapterInstance {
                 .await?
                 .into(),
             Self::V1_1(adapter) => adapter
+                .switchboard_channel_adapter()
+                .call_describe(store)
+                .await?
+                .into(),
+            Self::V1_2(adapter) => adapter
                 .switchboard_channel_adapter()
                 .call_describe(store)
                 .await?
@@ -182,7 +205,19 @@ impl AdapterInstance {
                     .map(|result| result.map(Into::into).map_err(Into::into))
                     .collect()
             }
+            // 1.2.0's types are 1.1.0's (see `v1_2`).
             Self::V1_1(adapter) => {
+                let batch: Vec<v1_1::switchboard::channel::types::OutboundMessage> =
+                    batch.iter().map(Into::into).collect();
+                adapter
+                    .switchboard_channel_adapter()
+                    .call_send(store, &batch)
+                    .await?
+                    .into_iter()
+                    .map(|result| result.map(Into::into).map_err(Into::into))
+                    .collect()
+            }
+            Self::V1_2(adapter) => {
                 let batch: Vec<v1_1::switchboard::channel::types::OutboundMessage> =
                     batch.iter().map(Into::into).collect();
                 adapter
@@ -209,6 +244,11 @@ impl AdapterInstance {
                 .await?
                 .into(),
             Self::V1_1(adapter) => adapter
+                .switchboard_channel_adapter()
+                .call_handle_webhook(store, &request.into())
+                .await?
+                .into(),
+            Self::V1_2(adapter) => adapter
                 .switchboard_channel_adapter()
                 .call_handle_webhook(store, &request.into())
                 .await?

@@ -10,7 +10,7 @@
 //! - [`ContractVersion`]: the versions this host serves and how a
 //!   component's version is read from its export names;
 //! - with the `host` feature: one generated binding module per version
-//!   ([`v1_0`], [`v1_1`]) with the shim converting it to and from the model,
+//!   ([`v1_0`], [`v1_1`], [`v1_2`]) with the shim converting it to and from the model,
 //!   [`Imports`] (the host side of every version's imports, written once),
 //!   and [`AdapterPre`] / [`AdapterInstance`] to call any version through
 //!   the model.
@@ -30,6 +30,8 @@ mod instance;
 pub mod v1_0;
 #[cfg(feature = "host")]
 pub mod v1_1;
+#[cfg(feature = "host")]
+pub mod v1_2;
 
 #[cfg(feature = "host")]
 pub use instance::{AdapterInstance, AdapterPre, Imports, add_to_linker};

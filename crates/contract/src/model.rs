@@ -3,7 +3,7 @@
 //! adapter was built against.
 //!
 //! Every supported contract version converts into these types (see the
-//! `v1_0` and `v1_1` shims), so policy, delivery and storage are written
+//! `v1_0`, `v1_1` and `v1_2` shims), so policy, delivery and storage are written
 //! once. The model follows the newest contract; an older version's value
 //! maps onto it with the defaults that version implied (for example, a
 //! 1.0.0 window rule becomes a one-element list of rules, and its text
@@ -473,6 +473,53 @@ pub struct HttpResponse {
     /// Body.
     pub body: Vec<u8>,
 }
+
+/// A request an adapter asks the host to perform (`http.send`, 1.2.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The absolute URL.
+    pub url: String,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body; empty for none.
+    pub body: Vec<u8>,
+    /// The longest wait for the whole reply the adapter asked for, in
+    /// milliseconds (the host clamps it).
+    pub timeout_ms: Option<u32>,
+    /// Batch positions of the messages the request carries.
+    pub messages: Vec<u32>,
+}
+
+/// The complete reply to an [`OutgoingRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header names in lowercase, in order.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+/// Why an [`OutgoingRequest`] got no complete reply, by whether it was
+/// written: what decides if a retry is safe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutgoingError {
+    /// Refused by the host; nothing was sent.
+    #[error("refused by the host: {0}")]
+    Denied(String),
+    /// Failed before anything was written.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// Written, then no complete reply: the platform may have acted on it.
+    #[error("no reply: {0}")]
+    NoReply(String),
+}
+
+/// One outgoing request's result.
+pub type OutgoingResult = Result<OutgoingResponse, OutgoingError>;
 
 /// How far a message got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -310,99 +310,120 @@ impl From<types::WebhookResult> for model::WebhookResult {
     }
 }
 
-impl From<log::Level> for model::LogLevel {
-    fn from(level: log::Level) -> Self {
-        match level {
-            log::Level::Debug => model::LogLevel::Debug,
-            log::Level::Info => model::LogLevel::Info,
-            log::Level::Warn => model::LogLevel::Warn,
-            log::Level::Error => model::LogLevel::Error,
+/// The host side of the imports 1.1.0 added or kept, for a version module
+/// whose `config`, `token_cache`, `storage`, `outcomes` and `log` modules
+/// are in scope: 1.2.0 has the same imports under its own names.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __shim_imports_since_1_1 {
+    () => {
+        impl From<log::Level> for $crate::model::LogLevel {
+            fn from(level: log::Level) -> Self {
+                match level {
+                    log::Level::Debug => $crate::model::LogLevel::Debug,
+                    log::Level::Info => $crate::model::LogLevel::Info,
+                    log::Level::Warn => $crate::model::LogLevel::Warn,
+                    log::Level::Error => $crate::model::LogLevel::Error,
+                }
+            }
         }
-    }
-}
 
-impl From<model::StorageError> for storage::StorageError {
-    fn from(error: model::StorageError) -> Self {
-        match error {
-            model::StorageError::TooLarge(why) => storage::StorageError::TooLarge(why),
-            model::StorageError::QuotaExceeded(why) => storage::StorageError::QuotaExceeded(why),
-            model::StorageError::Unavailable(why) => storage::StorageError::Unavailable(why),
+        impl From<$crate::model::StorageError> for storage::StorageError {
+            fn from(error: $crate::model::StorageError) -> Self {
+                match error {
+                    $crate::model::StorageError::TooLarge(why) => {
+                        storage::StorageError::TooLarge(why)
+                    }
+                    $crate::model::StorageError::QuotaExceeded(why) => {
+                        storage::StorageError::QuotaExceeded(why)
+                    }
+                    $crate::model::StorageError::Unavailable(why) => {
+                        storage::StorageError::Unavailable(why)
+                    }
+                }
+            }
         }
-    }
+
+        impl<T: $crate::Imports> config::Host for $crate::instance::Shim<'_, T> {
+            async fn get(&mut self, key: String) -> Option<String> {
+                $crate::Imports::setting(self.0, key).await
+            }
+
+            async fn secret(&mut self, key: String) -> Option<String> {
+                $crate::Imports::secret(self.0, key).await
+            }
+        }
+
+        impl<T: $crate::Imports> token_cache::Host for $crate::instance::Shim<'_, T> {
+            async fn get(&mut self, key: String) -> Option<String> {
+                $crate::Imports::token_get(self.0, key).await
+            }
+
+            async fn lock(&mut self, key: String) -> Option<String> {
+                $crate::Imports::token_lock(self.0, key).await
+            }
+
+            async fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
+                $crate::Imports::token_set(self.0, key, value, ttl_seconds).await
+            }
+
+            async fn invalidate(&mut self, key: String) {
+                $crate::Imports::token_invalidate(self.0, key).await
+            }
+        }
+
+        impl<T: $crate::Imports> storage::Host for $crate::instance::Shim<'_, T> {
+            async fn get(&mut self, key: String) -> Option<String> {
+                $crate::Imports::storage_get(self.0, key).await
+            }
+
+            async fn put(
+                &mut self,
+                key: String,
+                value: String,
+                ttl_seconds: Option<u32>,
+            ) -> Result<(), storage::StorageError> {
+                $crate::Imports::storage_put(self.0, key, value, ttl_seconds)
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn put_if_absent(
+                &mut self,
+                key: String,
+                value: String,
+                ttl_seconds: Option<u32>,
+            ) -> Result<String, storage::StorageError> {
+                $crate::Imports::storage_put_if_absent(self.0, key, value, ttl_seconds)
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn delete(&mut self, key: String) {
+                $crate::Imports::storage_delete(self.0, key).await
+            }
+        }
+
+        impl<T: $crate::Imports> outcomes::Host for $crate::instance::Shim<'_, T> {
+            async fn report(
+                &mut self,
+                index: u32,
+                outcome: Result<types::Receipt, types::SendError>,
+            ) {
+                let outcome = outcome.map(Into::into).map_err(Into::into);
+                $crate::Imports::report_outcome(self.0, index, outcome).await
+            }
+        }
+
+        impl<T: $crate::Imports> log::Host for $crate::instance::Shim<'_, T> {
+            async fn write(&mut self, level: log::Level, message: String) {
+                $crate::Imports::log(self.0, level.into(), message).await
+            }
+        }
+    };
 }
 
-impl<T: crate::Imports> config::Host for crate::instance::Shim<'_, T> {
-    async fn get(&mut self, key: String) -> Option<String> {
-        crate::Imports::setting(self.0, key).await
-    }
-
-    async fn secret(&mut self, key: String) -> Option<String> {
-        crate::Imports::secret(self.0, key).await
-    }
-}
-
-impl<T: crate::Imports> token_cache::Host for crate::instance::Shim<'_, T> {
-    async fn get(&mut self, key: String) -> Option<String> {
-        crate::Imports::token_get(self.0, key).await
-    }
-
-    async fn lock(&mut self, key: String) -> Option<String> {
-        crate::Imports::token_lock(self.0, key).await
-    }
-
-    async fn set(&mut self, key: String, value: String, ttl_seconds: u32) {
-        crate::Imports::token_set(self.0, key, value, ttl_seconds).await
-    }
-
-    async fn invalidate(&mut self, key: String) {
-        crate::Imports::token_invalidate(self.0, key).await
-    }
-}
-
-impl<T: crate::Imports> storage::Host for crate::instance::Shim<'_, T> {
-    async fn get(&mut self, key: String) -> Option<String> {
-        crate::Imports::storage_get(self.0, key).await
-    }
-
-    async fn put(
-        &mut self,
-        key: String,
-        value: String,
-        ttl_seconds: Option<u32>,
-    ) -> Result<(), storage::StorageError> {
-        crate::Imports::storage_put(self.0, key, value, ttl_seconds)
-            .await
-            .map_err(Into::into)
-    }
-
-    async fn put_if_absent(
-        &mut self,
-        key: String,
-        value: String,
-        ttl_seconds: Option<u32>,
-    ) -> Result<String, storage::StorageError> {
-        crate::Imports::storage_put_if_absent(self.0, key, value, ttl_seconds)
-            .await
-            .map_err(Into::into)
-    }
-
-    async fn delete(&mut self, key: String) {
-        crate::Imports::storage_delete(self.0, key).await
-    }
-}
-
-impl<T: crate::Imports> outcomes::Host for crate::instance::Shim<'_, T> {
-    async fn report(&mut self, index: u32, outcome: Result<types::Receipt, types::SendError>) {
-        let outcome = outcome.map(Into::into).map_err(Into::into);
-        crate::Imports::report_outcome(self.0, index, outcome).await
-    }
-}
-
-impl<T: crate::Imports> log::Host for crate::instance::Shim<'_, T> {
-    async fn write(&mut self, level: log::Level, message: String) {
-        crate::Imports::log(self.0, level.into(), message).await
-    }
-}
+crate::__shim_imports_since_1_1!();
 
 impl<T: crate::Imports> types::Host for crate::instance::Shim<'_, T> {}
 

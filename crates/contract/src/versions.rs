@@ -15,6 +15,8 @@ pub enum ContractVersion {
     V1_0,
     /// `switchboard:channel@1.1.0`.
     V1_1,
+    /// `switchboard:channel@1.2.0`: adds the host-performed `http` import.
+    V1_2,
 }
 
 /// The package every version's interfaces belong to.
@@ -33,16 +35,21 @@ pub struct UnknownVersion {
 
 impl ContractVersion {
     /// Every version served, oldest first.
-    pub const ALL: [ContractVersion; 2] = [ContractVersion::V1_0, ContractVersion::V1_1];
+    pub const ALL: [ContractVersion; 3] = [
+        ContractVersion::V1_0,
+        ContractVersion::V1_1,
+        ContractVersion::V1_2,
+    ];
 
     /// The newest version: what the SDK builds against.
-    pub const LATEST: ContractVersion = ContractVersion::V1_1;
+    pub const LATEST: ContractVersion = ContractVersion::V1_2;
 
     /// The version number, e.g. `1.1.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V1_0 => "1.0.0",
             ContractVersion::V1_1 => "1.1.0",
+            ContractVersion::V1_2 => "1.2.0",
         }
     }
 
@@ -56,7 +63,7 @@ impl ContractVersion {
             })
     }
 
-    /// The versions served, for messages: `1.0.0, 1.1.0`.
+    /// The versions served, for messages: `1.0.0, 1.1.0, 1.2.0`.
     pub fn supported_list() -> String {
         Self::ALL.map(Self::as_str).join(", ")
     }
@@ -130,7 +137,7 @@ mod tests {
             .to_string();
         assert_eq!(
             error,
-            "contract version `9.0.0` is not served by this host (it serves 1.0.0, 1.1.0)"
+            "contract version `9.0.0` is not served by this host (it serves 1.0.0, 1.1.0, 1.2.0)"
         );
     }
 

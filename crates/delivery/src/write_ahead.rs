@@ -2,8 +2,9 @@
 //!
 //! Before a request leaves, the outbox records that it is being written for
 //! the sends it carries, so that after a crash the host knows which may have
-//! reached the platform. Each request waits for its own keys to be recorded,
-//! and one whose send another engine took over is refused alone. Marks of
+//! reached the platform. A request waits for its keys to be recorded (a
+//! `http.send` list of requests waits for all of theirs, in one write), and
+//! only a request carrying a send another engine took over is refused. Marks of
 //! requests that leave together are committed together by the store itself
 //! where a commit is costly (PostgreSQL's group commit).
 
@@ -30,22 +31,24 @@ impl OutboxWriteAhead {
 }
 
 impl WriteAhead for OutboxWriteAhead {
-    fn before_write(&self, indices: Vec<u32>) -> BoxFuture<'static, Result<(), String>> {
-        let keys: Vec<String> = indices
+    fn before_write(&self, indices: Vec<u32>) -> BoxFuture<'static, Result<Vec<u32>, String>> {
+        let marked: Vec<(u32, String)> = indices
             .iter()
-            .filter_map(|&index| self.keys.get(index as usize).cloned())
+            .filter_map(|&index| Some((index, self.keys.get(index as usize)?.clone())))
             .collect();
         let store = Arc::clone(&self.store);
         let owner = self.owner.clone();
         Box::pin(async move {
-            match store.mark_written(&owner, keys).await {
-                Ok(lost) if lost.is_empty() => Ok(()),
-                Ok(lost) => Err(format!(
-                    "{} message(s) of this request are no longer held by this engine (its lease expired)",
-                    lost.len()
-                )),
-                Err(error) => Err(error.to_string()),
-            }
+            let keys = marked.iter().map(|(_, key)| key.clone()).collect();
+            let lost = store
+                .mark_written(&owner, keys)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(marked
+                .into_iter()
+                .filter(|(_, key)| lost.contains(key))
+                .map(|(index, _)| index)
+                .collect())
         })
     }
 }
@@ -123,7 +126,7 @@ mod tests {
             .map(|index| tokio::spawn(marks.before_write(vec![index])))
             .collect();
         for task in tasks {
-            assert_eq!(task.await.expect("task"), Ok(()));
+            assert_eq!(task.await.expect("task"), Ok(vec![]));
         }
         // Every send is marked: a second engine cannot take any of them
         // over once the lease expires (they become uncertain instead).
@@ -142,7 +145,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_request_whose_send_was_taken_over_is_refused_alone() {
+    async fn only_the_positions_whose_sends_were_taken_over_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys: Vec<String> = vec!["held".into(), "lost".into()];
         let store = leased(&dir, &keys[..1], "engine-a", 60_000).await;
@@ -162,13 +165,18 @@ mod tests {
             })
             .await
             .expect("claim");
-        let marks = Arc::new(OutboxWriteAhead::new(store, "engine-a".into(), keys));
+        let marks = Arc::new(OutboxWriteAhead::new(
+            store.clone(),
+            "engine-a".into(),
+            keys,
+        ));
+        // One request each (`wasi:http`), then both in one mark (`http.send`).
         let held = tokio::spawn(marks.before_write(vec![0]));
         let lost = tokio::spawn(marks.before_write(vec![1]));
-        assert_eq!(held.await.expect("task"), Ok(()));
-        assert_eq!(
-            lost.await.expect("task"),
-            Err("1 message(s) of this request are no longer held by this engine (its lease expired)".into())
-        );
+        assert_eq!(held.await.expect("task"), Ok(vec![]));
+        assert_eq!(lost.await.expect("task"), Ok(vec![1]));
+        assert_eq!(marks.before_write(vec![0, 1]).await, Ok(vec![1]));
+        // A position outside the call carries no key: nothing to refuse.
+        assert_eq!(marks.before_write(vec![7]).await, Ok(vec![]));
     }
 }

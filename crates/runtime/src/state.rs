@@ -16,7 +16,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use switchboard_contract::Imports;
-use switchboard_contract::model::{LogLevel, SendResult, StorageError};
+use switchboard_contract::model::{
+    LogLevel, OutgoingRequest, OutgoingResult, SendResult, StorageError,
+};
 
 use super::SandboxLimits;
 use super::bounds;
@@ -280,6 +282,12 @@ impl Imports for CallState {
                 "adapter reported an outcome for a message outside its batch; ignored"
             );
         }
+    }
+
+    async fn http_send(&mut self, requests: Vec<OutgoingRequest>) -> Vec<OutgoingResult> {
+        // Every reply is copied into the adapter's memory: more than its
+        // memory limit in all could never arrive.
+        self.hooks.perform(requests, self.limits.memory_bytes).await
     }
 
     async fn log(&mut self, level: LogLevel, message: String) {

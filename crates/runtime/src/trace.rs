@@ -60,12 +60,21 @@ impl MessageTrace {
     }
 }
 
-/// Called before a request carrying some messages leaves, so the caller
-/// can record durably that it is about to be written. An error refuses the
-/// request (it is not written).
+/// Called before requests carrying some messages leave, so the caller can
+/// record durably that they are about to be written.
 pub trait WriteAhead: Send + Sync {
-    /// `indices` are batch positions.
-    fn before_write(&self, indices: Vec<u32>) -> BoxFuture<'static, Result<(), String>>;
+    /// `indices` are batch positions. Returns the positions that must not
+    /// leave (another engine took their sends over): a request carrying
+    /// any of them is refused. An error means nothing was recorded, and
+    /// every request waiting on it is refused.
+    fn before_write(&self, indices: Vec<u32>) -> BoxFuture<'static, Result<Vec<u32>, String>>;
+}
+
+/// Why a request carrying `lost` positions was held back.
+pub fn no_longer_held(lost: usize) -> String {
+    format!(
+        "{lost} message(s) of this request are no longer held by this engine (its lease expired)"
+    )
 }
 
 /// Everything a `send` call did.

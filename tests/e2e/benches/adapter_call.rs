@@ -10,6 +10,10 @@
 //! I/O (`describe`) shows the fixed cost of a fresh instance.
 //!
 //! `cargo bench -p switchboard-e2e --bench adapter_call`
+//!
+//! To compare two builds of the adapter in one run, point
+//! `SWITCHBOARD_BENCH_BASELINE` at the other build's `manifest.toml`: its
+//! calls are measured in the group `whatsapp_adapter_send_baseline`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,11 +24,15 @@ use futures::StreamExt;
 use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
-use switchboard_runtime::{AdapterRuntime, ChannelGrant, RuntimeOptions, SandboxLimits};
+use switchboard_runtime::{
+    AdapterRuntime, ChannelGrant, LoadedAdapter, RuntimeOptions, SandboxLimits,
+};
 
 /// A full WhatsApp batch (the adapter's `max_batch_size`).
 const BATCH: usize = 50;
-/// Requests the SDK keeps in flight per call (`send_all`'s bound).
+/// Requests the reqwest loop keeps in flight (the SDK's bound up to
+/// contract 1.1.0; through `http.send` the host's `max_requests_in_flight`,
+/// 32 by default, bounds them).
 const IN_FLIGHT: usize = 16;
 
 async fn responder() -> String {
@@ -63,59 +71,56 @@ fn message(i: usize) -> OutboundMessage {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let base_url = rt.block_on(responder());
-    let adapter = rt.block_on(async {
-        let grant = ChannelGrant {
-            settings: HashMap::from([("phone_number_id".to_owned(), "100000000000001".to_owned())]),
-            secrets: HashMap::from([("access_token".to_owned(), "token".to_owned())]),
-            endpoints: [("graph.facebook.com".to_owned(), base_url.clone())].into(),
-            ..ChannelGrant::default()
-        };
-        let options = RuntimeOptions {
-            limits: SandboxLimits::default(),
-            cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
-            storage_limits: Default::default(),
-            // The packages `scripts/build-adapters.sh` lays out are unsigned.
-            trust: switchboard_runtime::PackageTrust {
-                allow_unsigned: true,
-                ..Default::default()
-            },
-        };
-        let runtime =
-            AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
-        let packages = switchboard_e2e::adapter_packages();
-        runtime
-            .load_package(&packages.join("whatsapp/manifest.toml"))
-            .await
-            .unwrap()
-    });
-    let adapter = Arc::clone(&adapter);
+/// The WhatsApp package at `manifest`, its API pointed at `base_url`.
+async fn load(base_url: &str, manifest: &std::path::Path) -> Arc<LoadedAdapter> {
+    let grant = ChannelGrant {
+        settings: HashMap::from([("phone_number_id".to_owned(), "100000000000001".to_owned())]),
+        secrets: HashMap::from([("access_token".to_owned(), "token".to_owned())]),
+        endpoints: [("graph.facebook.com".to_owned(), base_url.to_owned())].into(),
+        ..ChannelGrant::default()
+    };
+    let options = RuntimeOptions {
+        limits: SandboxLimits::default(),
+        cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
+        storage_limits: Default::default(),
+        // The packages `scripts/build-adapters.sh` lays out are unsigned.
+        trust: switchboard_runtime::PackageTrust {
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    };
+    let runtime =
+        AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
+    runtime.load_package(manifest).await.unwrap()
+}
+
+/// The adapter's calls, in the group `name`.
+fn bench_adapter(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    adapter: &Arc<LoadedAdapter>,
+) {
     let one = vec![message(0)];
     let batch: Vec<_> = (0..BATCH).map(message).collect();
-
-    let mut group = c.benchmark_group("whatsapp_adapter_send");
+    let mut group = c.benchmark_group(name);
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(1));
     group.bench_function("fresh_instance_plus_send_1", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(rt).iter(|| async {
             let results = adapter.send(&one).await.unwrap();
             assert!(results[0].is_ok());
         })
     });
     // The fixed cost of a call: a fresh instance and a call that does no I/O.
     group.bench_function("fresh_instance_plus_describe", |b| {
-        b.to_async(&rt)
+        b.to_async(rt)
             .iter(|| async { adapter.describe().await.unwrap() })
     });
     // As the host makes its calls: inside a task on the runtime's workers.
     group.bench_function("fresh_instance_plus_send_1_in_task", |b| {
-        b.to_async(&rt).iter(|| {
-            let adapter = Arc::clone(&adapter);
+        b.to_async(rt).iter(|| {
+            let adapter = Arc::clone(adapter);
             let one = one.clone();
             async move {
                 let results = tokio::spawn(async move { adapter.send(&one).await.unwrap() })
@@ -127,12 +132,27 @@ fn bench(c: &mut Criterion) {
     });
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("fresh_instance_plus_send_batch_50", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(rt).iter(|| async {
             let results = adapter.send(&batch).await.unwrap();
             assert!(results.iter().all(Result::is_ok));
         })
     });
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let base_url = rt.block_on(responder());
+    let packages = switchboard_e2e::adapter_packages();
+    let adapter = rt.block_on(load(&base_url, &packages.join("whatsapp/manifest.toml")));
+    bench_adapter(c, &rt, "whatsapp_adapter_send", &adapter);
+    if let Some(baseline) = std::env::var_os("SWITCHBOARD_BENCH_BASELINE") {
+        let baseline = rt.block_on(load(&base_url, std::path::Path::new(&baseline)));
+        bench_adapter(c, &rt, "whatsapp_adapter_send_baseline", &baseline);
+    }
 
     // The ceiling: the same request bodies straight from reqwest.
     let client = reqwest::Client::new();

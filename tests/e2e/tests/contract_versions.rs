@@ -1,7 +1,8 @@
 //! One host, several contract versions: a component built against the
 //! released 1.0.0 contract (the WhatsApp adapter as it shipped, committed
 //! under `tests/fixtures/contract-1.0.0/`) loads and sends beside the
-//! 1.1.0 adapters, each through its own shim; a component claiming a
+//! 1.2.0 adapters (the Rust SDK's) and the 1.1.0 one (Telegram, built with
+//! ComponentizeJS), each through its own shim; a component claiming a
 //! version the host does not serve is refused with a message naming the
 //! versions it does; the version is read from the component's exports.
 
@@ -30,7 +31,7 @@ parameters = ["{{name}}"]
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_1_0_component_sends_beside_1_1_adapters() {
+async fn a_1_0_component_sends_beside_1_2_and_1_1_adapters() {
     let packages = packages_with(&[("whatsapp", &contract_1_0_whatsapp())]);
     let harness = Harness::start_with_adapters(SimulatorConfig::default(), packages.path()).await;
     let whatsapp = harness
@@ -40,7 +41,13 @@ async fn a_1_0_component_sends_beside_1_1_adapters() {
         .expect("whatsapp loaded");
     let line = harness.host.runtime.get("line").expect("line loaded");
     assert_eq!(whatsapp.contract, ContractVersion::V1_0);
-    assert_eq!(line.contract, ContractVersion::V1_1);
+    assert_eq!(line.contract, ContractVersion::V1_2);
+    let telegram = harness
+        .host
+        .runtime
+        .get("telegram")
+        .expect("telegram loaded");
+    assert_eq!(telegram.contract, ContractVersion::V1_1);
     // The 1.0.0 window rule arrives as a list of one.
     assert!(matches!(
         &whatsapp.info.free_form,
@@ -157,7 +164,7 @@ async fn a_component_of_an_unknown_version_is_refused_naming_the_versions_served
     let text = error.to_string();
     assert!(
         text.contains(
-            "contract version `9.0.0` is not served by this host (it serves 1.0.0, 1.1.0)"
+            "contract version `9.0.0` is not served by this host (it serves 1.0.0, 1.1.0, 1.2.0)"
         ),
         "{text}"
     );

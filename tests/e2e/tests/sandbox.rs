@@ -119,9 +119,12 @@ async fn numeric_loopback_and_special_range_hosts_are_refused_even_when_declared
         // A declared host on a port it did not declare.
         ("https://api.hostile.example:9443/".to_owned(), "9443"),
     ];
-    for (url, needle) in &refused {
-        let error = hostile_send(&runtime, &format!("url:{url}")).await;
-        expect_egress_denied(&error, needle);
+    // Through the host's `http.send` and through `wasi:http` alike.
+    for path in ["url", "wasi-url"] {
+        for (url, needle) in &refused {
+            let error = hostile_send(&runtime, &format!("{path}:{url}")).await;
+            expect_egress_denied(&error, needle);
+        }
     }
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),
@@ -142,6 +145,13 @@ async fn what_an_adapter_makes_the_host_hold_is_bounded() {
     assert!(
         text.contains("max_requests_in_flight"),
         "3,000 requests started at once: {text}"
+    );
+
+    let error = hostile_send(&runtime, "hostflood").await;
+    let text = error.to_string();
+    assert!(
+        text.contains("1001 requests in one `http.send` call; the host takes at most 1000"),
+        "1,001 requests in one host call: {text}"
     );
 
     let error = hostile_send(&runtime, "bigid").await;

@@ -7,9 +7,12 @@
 //! - [`policy`]: which URLs an adapter may request and where they go.
 //! - [`blocklist`]: the special-purpose addresses never dialled.
 //! - [`client`]: the clients and the filtering DNS resolver.
+//! - [`perform`]: requests the host performs itself (contract 1.2.0's
+//!   `http.send`), through the same checks and clients.
 
 pub mod blocklist;
 pub mod client;
+pub mod perform;
 pub mod policy;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +26,7 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 pub use blocklist::blocked_ip;
 pub use policy::{Destination, EgressPolicy};
 
-use crate::trace::{MESSAGE_INDEX_HEADER, RequestFate, SharedTrace, WriteAhead};
+use crate::trace::{MESSAGE_INDEX_HEADER, RequestFate, SharedTrace, WriteAhead, no_longer_held};
 
 /// The host's clients for adapter egress, shared by every call.
 #[derive(Debug, Clone)]
@@ -110,6 +113,152 @@ type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 type SendFuture =
     Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
+impl EgressHooks {
+    /// Take one of the call's in-flight slots, or refuse: checked before
+    /// anything is spawned, so a call cannot hold more than its share of
+    /// connections, descriptors and tasks.
+    fn enter(&self) -> Result<InFlight, ()> {
+        let max = self.limits.max_in_flight;
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.deny(format!(
+                "more than {max} requests in flight in one call (`max_requests_in_flight`)"
+            ));
+            return Err(());
+        }
+        Ok(InFlight(Arc::clone(&self.in_flight)))
+    }
+
+    /// Where `url` may go under the adapter's policy; a refusal is recorded.
+    fn destination(&self, url: &str) -> Result<Destination, String> {
+        self.policy
+            .check(url)
+            .inspect_err(|reason| self.deny(reason.clone()))
+    }
+
+    /// The batch positions a request carries, from its message-index
+    /// header value (or none).
+    fn attribute(&self, header: Option<&str>) -> Vec<u32> {
+        self.trace
+            .as_ref()
+            .and_then(|trace| trace.lock().ok().map(|t| t.attribute(header)))
+            .unwrap_or_default()
+    }
+
+    /// Record in the call's trace that a request for `indices` was refused
+    /// before anything was written.
+    fn refused(&self, indices: &[u32]) {
+        record_fate(&self.trace, indices, false, Some(RequestFate::NotSent));
+    }
+
+    /// Everything needed to send an admitted request to `destination`.
+    fn exchange(&self, destination: Destination, indices: Vec<u32>, timeout: Duration) -> Exchange {
+        Exchange {
+            client: self.clients.for_destination(&destination).clone(),
+            destination,
+            indices,
+            timeout: timeout.min(self.policy.max_timeout),
+            max_body: self.limits.max_body_bytes,
+            trace: self.trace.clone(),
+            requests: Arc::clone(&self.requests),
+            denials: Arc::clone(&self.denials),
+        }
+    }
+}
+
+/// Record a request's progress for `indices`: begun when `fate` is none,
+/// otherwise its fate.
+fn record_fate(
+    trace: &Option<SharedTrace>,
+    indices: &[u32],
+    begun: bool,
+    fate: Option<RequestFate>,
+) {
+    if let Some(trace) = trace
+        && let Ok(mut trace) = trace.lock()
+    {
+        match fate {
+            None => trace.begin(indices),
+            Some(fate) => trace.record(indices, begun, fate),
+        }
+    }
+}
+
+/// An admitted request on its way out: counted, traced, forwarded.
+struct Exchange {
+    client: reqwest::Client,
+    destination: Destination,
+    indices: Vec<u32>,
+    timeout: Duration,
+    max_body: usize,
+    trace: Option<SharedTrace>,
+    requests: Arc<AtomicU64>,
+    denials: Arc<Mutex<Vec<String>>>,
+}
+
+/// A complete reply from the platform.
+struct Reply {
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Exchange {
+    /// Send the request and read the whole reply, recording in the call's
+    /// trace that it was written and what became of it.
+    async fn run(
+        self,
+        method: http::Method,
+        headers: &http::HeaderMap,
+        body: Bytes,
+    ) -> Result<Reply, Failed> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        // Counted as written from here: if the call ends while it is on
+        // its way, the platform may have it.
+        record_fate(&self.trace, &self.indices, false, None);
+        let url = self.destination.url().clone();
+        match forward(
+            &self.client,
+            method,
+            url,
+            headers,
+            body,
+            self.timeout,
+            self.max_body,
+        )
+        .await
+        {
+            Ok(reply) => {
+                record_fate(
+                    &self.trace,
+                    &self.indices,
+                    true,
+                    Some(RequestFate::Answered),
+                );
+                Ok(reply)
+            }
+            Err(failed) => {
+                if matches!(failed.error, HttpError::DestinationIpProhibited)
+                    && let Ok(mut list) = self.denials.lock()
+                    && list.len() < MAX_DENIALS_KEPT
+                {
+                    list.push(format!(
+                        "`{}` resolves only to special-purpose addresses",
+                        self.destination.url().host_str().unwrap_or("?")
+                    ));
+                }
+                let fate = if failed.written {
+                    RequestFate::LostAfterWrite
+                } else {
+                    RequestFate::NotSent
+                };
+                record_fate(&self.trace, &self.indices, true, Some(fate));
+                Err(failed)
+            }
+        }
+    }
+}
+
 impl WasiHttpHooks for EgressHooks {
     fn send_request(
         &mut self,
@@ -122,96 +271,62 @@ impl WasiHttpHooks for EgressHooks {
             .headers_mut()
             .remove(MESSAGE_INDEX_HEADER)
             .and_then(|value| value.to_str().ok().map(str::to_owned));
-        let indices = trace_indices(&self.trace, header.as_deref());
-        let carried = indices.clone();
-        let trace = self.trace.clone();
-        let record = move |begun: bool, fate: Option<RequestFate>| {
-            if let Some(trace) = &trace
-                && let Ok(mut trace) = trace.lock()
-            {
-                match fate {
-                    None => trace.begin(&indices),
-                    Some(fate) => trace.record(&indices, begun, fate),
-                }
-            }
-        };
-        let refuse = |record: &dyn Fn(bool, Option<RequestFate>)| -> SendFuture {
-            record(false, Some(RequestFate::NotSent));
+        let indices = self.attribute(header.as_deref());
+        let refuse = |indices: &[u32]| -> SendFuture {
+            self.refused(indices);
             Box::new(async { Err(HttpError::HttpRequestDenied) })
         };
-        // Checked before anything is spawned: a call cannot hold more than
-        // its share of connections, descriptors and tasks.
-        let max = self.limits.max_in_flight;
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            self.deny(format!(
-                "more than {max} requests in flight in one call (`max_requests_in_flight`)"
-            ));
-            return refuse(&record);
-        }
-        let guard = InFlight(Arc::clone(&self.in_flight));
-        let destination = match self.policy.check(&request.uri().to_string()) {
-            Ok(destination) => destination,
-            Err(reason) => {
-                self.deny(reason);
-                return refuse(&record);
-            }
+        let Ok(guard) = self.enter() else {
+            return refuse(&indices);
         };
-        let client = self.clients.for_destination(&destination).clone();
-        let requests = Arc::clone(&self.requests);
-        let denials = Arc::clone(&self.denials);
+        let destination = match self.destination(&request.uri().to_string()) {
+            Ok(destination) => destination,
+            Err(_) => return refuse(&indices),
+        };
+        let trace = self.trace.clone();
         let write_ahead = self.write_ahead.clone();
         let timeout = clamp_timeout(options.as_ref(), self.policy.max_timeout);
         let max_body = self.limits.max_body_bytes;
+        let exchange = self.exchange(destination, indices, timeout);
         Box::new(async move {
             let _guard = guard;
+            let (parts, body) = request.into_parts();
+            // Bounded while it streams in, not after.
+            let Ok(body) = Limited::new(body, max_body).collect().await else {
+                record_fate(&trace, &exchange.indices, false, Some(RequestFate::NotSent));
+                return Err(HttpError::HttpRequestBodySize(None));
+            };
             if let Some(write_ahead) = &write_ahead
-                && !carried.is_empty()
-                && let Err(reason) = write_ahead.before_write(carried).await
+                && !exchange.indices.is_empty()
             {
-                tracing::warn!(%reason, "request held back: it could not be recorded before leaving");
-                record(false, Some(RequestFate::NotSent));
-                return Err(HttpError::InternalError(Some(reason)));
-            }
-            requests.fetch_add(1, Ordering::Relaxed);
-            // Counted as written from here: if the call ends while it is on
-            // its way, the platform may have it.
-            record(false, None);
-            match forward(
-                &client,
-                request,
-                destination.url().clone(),
-                timeout,
-                max_body,
-            )
-            .await
-            {
-                Ok(response) => {
-                    record(true, Some(RequestFate::Answered));
-                    let io: IoFuture = Box::new(async { Ok(()) });
-                    Ok((response, io))
-                }
-                Err(Failed { error, written }) => {
-                    if matches!(error, HttpError::DestinationIpProhibited)
-                        && let Ok(mut list) = denials.lock()
-                        && list.len() < MAX_DENIALS_KEPT
-                    {
-                        list.push(format!(
-                            "`{}` resolves only to special-purpose addresses",
-                            destination.url().host_str().unwrap_or("?")
-                        ));
-                    }
-                    record(
-                        true,
-                        Some(if written {
-                            RequestFate::LostAfterWrite
-                        } else {
-                            RequestFate::NotSent
-                        }),
-                    );
-                    Err(error)
+                let refused = match write_ahead.before_write(exchange.indices.clone()).await {
+                    Ok(lost) if lost.is_empty() => None,
+                    Ok(lost) => Some(no_longer_held(lost.len())),
+                    Err(reason) => Some(reason),
+                };
+                if let Some(reason) = refused {
+                    tracing::warn!(%reason, "request held back: it could not be recorded before leaving");
+                    record_fate(&trace, &exchange.indices, false, Some(RequestFate::NotSent));
+                    return Err(HttpError::InternalError(Some(reason)));
                 }
             }
+            let reply = exchange
+                .run(parts.method, &parts.headers, body.to_bytes())
+                .await
+                .map_err(|failed| failed.error)?;
+            let mut out = http::Response::builder().status(reply.status);
+            if let Some(map) = out.headers_mut() {
+                *map = reply.headers;
+            }
+            let response = out
+                .body(
+                    Full::new(reply.body)
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
+                )
+                .map_err(|error| HttpError::InternalError(Some(error.to_string())))?;
+            let io: IoFuture = Box::new(async { Ok(()) });
+            Ok((response, io))
         })
     }
 }
@@ -222,48 +337,24 @@ fn clamp_timeout(options: Option<&RequestOptions>, max: Duration) -> Duration {
         .map_or(max, |asked| asked.min(max))
 }
 
-/// The batch positions a request with this header carries, per the trace.
-fn trace_indices(trace: &Option<SharedTrace>, header: Option<&str>) -> Vec<u32> {
-    trace
-        .as_ref()
-        .and_then(|trace| trace.lock().ok().map(|t| t.attribute(header)))
-        .unwrap_or_default()
-}
-
 /// A request that got no complete reply, and whether it was written first.
 struct Failed {
     error: HttpError,
     written: bool,
 }
 
-impl Failed {
-    fn unsent(error: HttpError) -> Self {
-        Self {
-            error,
-            written: false,
-        }
-    }
-}
-
+/// Send one request with `client` and read its whole reply, bounded.
 async fn forward(
     client: &reqwest::Client,
-    request: http::Request<WasiBody>,
+    method: http::Method,
     url: url::Url,
+    headers: &http::HeaderMap,
+    body: Bytes,
     timeout: Duration,
     max_body: usize,
-) -> Result<http::Response<WasiBody>, Failed> {
-    let (parts, body) = request.into_parts();
-    // Bounded while it streams in, not after.
-    let body = Limited::new(body, max_body)
-        .collect()
-        .await
-        .map_err(|_| Failed::unsent(HttpError::HttpRequestBodySize(None)))?
-        .to_bytes();
-    let mut builder = client
-        .request(parts.method, url)
-        .timeout(timeout)
-        .body(body);
-    for (name, value) in &parts.headers {
+) -> Result<Reply, Failed> {
+    let mut builder = client.request(method, url).timeout(timeout).body(body);
+    for (name, value) in headers {
         if name != http::header::HOST {
             builder = builder.header(name, value);
         }
@@ -275,29 +366,19 @@ async fn forward(
         error: map_reqwest_error(error),
     })?;
     let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = read_limited(response, max_body)
+    let mut headers = response.headers().clone();
+    headers.remove(http::header::TRANSFER_ENCODING);
+    headers.remove(http::header::CONNECTION);
+    let body = read_limited(response, max_body)
         .await
         .map_err(|error| Failed {
             error,
             written: true,
         })?;
-    let mut out = http::Response::builder().status(status);
-    if let Some(map) = out.headers_mut() {
-        for (name, value) in &headers {
-            if name != http::header::TRANSFER_ENCODING && name != http::header::CONNECTION {
-                map.append(name, value.clone());
-            }
-        }
-    }
-    out.body(
-        Full::new(bytes)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    )
-    .map_err(|error| Failed {
-        error: HttpError::InternalError(Some(error.to_string())),
-        written: true,
+    Ok(Reply {
+        status,
+        headers,
+        body,
     })
 }
 

@@ -5,8 +5,10 @@
 //! host outside its allow-list, `file` reads a file, `env` reads an
 //! environment variable, `ratelimit` answers "rate-limited, retry after
 //! 600 s" for the whole sender, `sleep` sleeps until the call times out,
-//! `url:<url>` fetches that URL (numeric IP forms, loopback, other ports),
-//! `flood` starts 3,000 requests at once, `bigid` answers a 1 MiB platform
+//! `url:<url>` fetches that URL through the host's `http.send` (numeric IP
+//! forms, loopback, other ports) and `wasi-url:<url>` through `wasi:http`,
+//! `flood` starts 3,000 `wasi:http` requests at once, `hostflood` hands the
+//! host 1,001 requests in one `http.send` call, `bigid` answers a 1 MiB platform
 //! id, `bigfailure` a 1 MiB failure message, `logflood` logs 100 MiB,
 //! `tokenhuge` caches a 2 MiB token, `tokens` caches 1,500 tokens,
 //! `remember` says whether it finds what an earlier call left in its
@@ -114,6 +116,20 @@ fn misbehave(how: &str) -> Result<Receipt, SendError> {
             }
             Ok(Receipt::new(format!("started {}", pending.len())))
         }
+        "hostflood" => {
+            use switchboard_sdk::bindings::switchboard::channel::http;
+            // Malformed on purpose: the host refuses each without sending.
+            let request = http::Request {
+                method: "NOT A METHOD".into(),
+                url: "https://api.hostile.example/".into(),
+                headers: vec![],
+                body: vec![],
+                timeout_ms: None,
+                messages: vec![],
+            };
+            let answers = http::send(&vec![request; 1_001]);
+            Ok(Receipt::new(format!("answered {}", answers.len())))
+        }
         "bigid" => Ok(Receipt::new("i".repeat(1 << 20))),
         "bigfailure" => Err(SendError::Permanent(Failure::new(
             "big",
@@ -138,13 +154,17 @@ fn misbehave(how: &str) -> Result<Receipt, SendError> {
             }
             Ok(Receipt::new("cached 1500"))
         }
-        other => match other.strip_prefix("url:") {
-            Some(url) => {
+        other => {
+            if let Some(url) = other.strip_prefix("url:") {
                 let response = Request::get(url).send()?;
                 Ok(Receipt::new(format!("reached {}", response.status)))
+            } else if let Some(url) = other.strip_prefix("wasi-url:") {
+                let response = Request::get(url).start()?.wait()?;
+                Ok(Receipt::new(format!("reached {}", response.status)))
+            } else {
+                Ok(Receipt::new(format!("ok:{other}")))
             }
-            None => Ok(Receipt::new(format!("ok:{other}"))),
-        },
+        }
     }
 }
 

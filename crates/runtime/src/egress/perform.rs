@@ -1,0 +1,302 @@
+//! Requests the host performs itself: contract 1.2.0's `http.send`.
+//!
+//! The adapter hands over a whole list of requests in one call. Each one
+//! passes the same checks as a `wasi:http` request (the adapter's policy,
+//! the call's in-flight and body bounds), the messages they carry are
+//! marked durably in one write before any of them leaves, and they go out
+//! concurrently through the same clients. The adapter gets every reply in
+//! one answer, each failure saying whether the request was written.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use switchboard_contract::model::{
+    OutgoingError, OutgoingRequest, OutgoingResponse, OutgoingResult,
+};
+use wasmtime_wasi_http::Error as HttpError;
+
+use super::{EgressHooks, Exchange, Failed, Reply};
+use crate::trace::no_longer_held;
+
+/// Requests one `http.send` call may pass; the rest are refused. With
+/// `max_requests_in_flight` this bounds what one call makes the host hold.
+pub const MAX_REQUESTS_PER_SEND: usize = 1_000;
+
+/// A request that passed the checks, waiting for its turn.
+struct Admitted {
+    position: usize,
+    method: http::Method,
+    headers: http::HeaderMap,
+    body: Bytes,
+    exchange: Exchange,
+}
+
+impl EgressHooks {
+    /// Perform `requests` and return one result per request, in order.
+    ///
+    /// At most `max_requests_in_flight` are on their way at once; the
+    /// replies held for the adapter are bounded by `max_reply_bytes`
+    /// in all (past it, a reply is dropped and its request reported as
+    /// written without a reply).
+    pub async fn perform(
+        &self,
+        requests: Vec<OutgoingRequest>,
+        max_reply_bytes: usize,
+    ) -> Vec<OutgoingResult> {
+        if requests.len() > MAX_REQUESTS_PER_SEND {
+            self.deny(format!(
+                "{} requests in one `http.send` call; the host takes at most \
+                 {MAX_REQUESTS_PER_SEND} (the rest were refused)",
+                requests.len()
+            ));
+        }
+        let mut results: Vec<Option<OutgoingResult>> = vec![None; requests.len()];
+        let mut admitted = Vec::with_capacity(requests.len());
+        for (position, request) in requests.into_iter().enumerate() {
+            match self.admit(position, request) {
+                Ok(request) => admitted.push(request),
+                Err(error) => results[position] = Some(Err(error)),
+            }
+        }
+        let lost = match self.mark_written_ahead(&admitted).await {
+            Ok(lost) => lost,
+            Err(reason) => {
+                for request in admitted {
+                    self.refused(&request.exchange.indices);
+                    results[request.position] = Some(Err(OutgoingError::NotSent(format!(
+                        "it could not be recorded before leaving ({reason})"
+                    ))));
+                }
+                return finish(results);
+            }
+        };
+        let (held_back, admitted): (Vec<_>, Vec<_>) = admitted.into_iter().partition(|request| {
+            request
+                .exchange
+                .indices
+                .iter()
+                .any(|index| lost.contains(index))
+        });
+        for request in held_back {
+            let carried = &request.exchange.indices;
+            self.refused(carried);
+            let lost_here = carried.iter().filter(|index| lost.contains(index)).count();
+            results[request.position] =
+                Some(Err(OutgoingError::NotSent(no_longer_held(lost_here))));
+        }
+        let concurrency = self.limits.max_in_flight.max(1);
+        let mut replies = futures::stream::iter(admitted)
+            .map(|request| async move {
+                let position = request.position;
+                (position, self.send_admitted(request).await)
+            })
+            .buffer_unordered(concurrency);
+        let mut held = 0usize;
+        while let Some((position, result)) = replies.next().await {
+            let result = match result {
+                Ok(reply) if held + reply.body.len() > max_reply_bytes => {
+                    Err(OutgoingError::NoReply(format!(
+                        "the replies to this call's requests passed {max_reply_bytes} bytes \
+                         (the adapter's memory limit); this one was dropped"
+                    )))
+                }
+                Ok(reply) => {
+                    held += reply.body.len();
+                    Ok(response(reply))
+                }
+                Err(error) => Err(error),
+            };
+            results[position] = Some(result);
+        }
+        finish(results)
+    }
+
+    /// Check one request: its form, its size, the policy. A refusal is
+    /// recorded in the call's trace (and, for the policy, in its denials).
+    fn admit(&self, position: usize, request: OutgoingRequest) -> Result<Admitted, OutgoingError> {
+        let header = (!request.messages.is_empty()).then(|| {
+            let listed: Vec<String> = request.messages.iter().map(u32::to_string).collect();
+            listed.join(",")
+        });
+        let indices = self.attribute(header.as_deref());
+        let refuse = |reason: String| {
+            self.refused(&indices);
+            OutgoingError::Denied(reason)
+        };
+        if position >= MAX_REQUESTS_PER_SEND {
+            return Err(refuse(format!(
+                "more than {MAX_REQUESTS_PER_SEND} requests in one `http.send` call"
+            )));
+        }
+        let Ok(method) = http::Method::from_bytes(request.method.as_bytes()) else {
+            return Err(refuse(format!(
+                "`{}` is not an HTTP method",
+                request.method
+            )));
+        };
+        let headers = header_map(&request.headers).map_err(&refuse)?;
+        let max_body = self.limits.max_body_bytes;
+        if request.body.len() > max_body {
+            return Err(refuse(format!(
+                "a request body of {} bytes is over the host's limit of {max_body} \
+                 (`max_http_body_bytes`)",
+                request.body.len()
+            )));
+        }
+        let destination = self.destination(&request.url).map_err(&refuse)?;
+        let timeout = request.timeout_ms.map_or(self.policy.max_timeout, |ms| {
+            std::time::Duration::from_millis(u64::from(ms))
+        });
+        Ok(Admitted {
+            position,
+            method,
+            headers,
+            body: Bytes::from(request.body),
+            exchange: self.exchange(destination, indices, timeout),
+        })
+    }
+
+    /// Tell the write-ahead, in one call, every message about to leave;
+    /// the positions that must not leave come back.
+    async fn mark_written_ahead(&self, admitted: &[Admitted]) -> Result<Vec<u32>, String> {
+        let Some(write_ahead) = &self.write_ahead else {
+            return Ok(Vec::new());
+        };
+        let mut indices: Vec<u32> = admitted
+            .iter()
+            .flat_map(|request| request.exchange.indices.iter().copied())
+            .collect();
+        if indices.is_empty() {
+            return Ok(Vec::new());
+        }
+        indices.sort_unstable();
+        indices.dedup();
+        write_ahead.before_write(indices).await.inspect_err(|reason| {
+            tracing::warn!(%reason, "requests held back: they could not be recorded before leaving");
+        })
+    }
+
+    /// Send one admitted request in one of the call's in-flight slots.
+    async fn send_admitted(&self, request: Admitted) -> Result<Reply, OutgoingError> {
+        let Ok(_slot) = self.enter() else {
+            self.refused(&request.exchange.indices);
+            return Err(OutgoingError::Denied(format!(
+                "more than {} requests in flight in one call (`max_requests_in_flight`)",
+                self.limits.max_in_flight
+            )));
+        };
+        request
+            .exchange
+            .run(request.method, &request.headers, request.body)
+            .await
+            .map_err(outgoing_error)
+    }
+}
+
+/// The adapter's headers as an HTTP header map (`host` is the URL's).
+fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap, String> {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("`{name}` is not a valid header name"))?;
+        if name == http::header::HOST {
+            continue;
+        }
+        let value = http::HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of header `{name}` is not a valid header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn response(reply: Reply) -> OutgoingResponse {
+    OutgoingResponse {
+        status: reply.status.as_u16(),
+        headers: reply
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: reply.body.to_vec(),
+    }
+}
+
+/// What the adapter is told of a failed request: whether it was written
+/// decides whether a retry is safe. The text never carries the URL.
+fn outgoing_error(failed: Failed) -> OutgoingError {
+    let detail = match &failed.error {
+        HttpError::DestinationIpProhibited => {
+            return OutgoingError::Denied(
+                "the destination resolves only to special-purpose addresses".to_owned(),
+            );
+        }
+        HttpError::ConnectionTimeout => "timed out connecting".to_owned(),
+        HttpError::HttpResponseTimeout => "timed out waiting for the reply".to_owned(),
+        HttpError::ConnectionRefused => "connection refused".to_owned(),
+        HttpError::HttpResponseBodySize(Some(size)) => {
+            format!("the reply body of {size} bytes is over the host's limit")
+        }
+        HttpError::InternalError(Some(text)) => text.clone(),
+        other => format!("{other:?}"),
+    };
+    if failed.written {
+        OutgoingError::NoReply(detail)
+    } else {
+        OutgoingError::NotSent(detail)
+    }
+}
+
+fn finish(results: Vec<Option<OutgoingResult>>) -> Vec<OutgoingResult> {
+    results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| Err(OutgoingError::NotSent("never started".to_owned())))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_checked_and_host_is_dropped() {
+        let map = header_map(&[
+            ("Content-Type".into(), "application/json".into()),
+            ("host".into(), "evil.example".into()),
+            ("x-line-retry-key".into(), "k".into()),
+        ])
+        .unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["content-type"], "application/json");
+        assert!(map.get("host").is_none());
+        let error = header_map(&[("bad name".into(), "v".into())]).unwrap_err();
+        assert_eq!(error, "`bad name` is not a valid header name");
+        let error = header_map(&[("x-a".into(), "line\nbreak".into())]).unwrap_err();
+        assert_eq!(
+            error,
+            "the value of header `x-a` is not a valid header value"
+        );
+    }
+
+    #[test]
+    fn a_failure_says_whether_the_request_was_written() {
+        let failed = |error, written| Failed { error, written };
+        assert_eq!(
+            outgoing_error(failed(HttpError::ConnectionRefused, false)),
+            OutgoingError::NotSent("connection refused".into())
+        );
+        assert_eq!(
+            outgoing_error(failed(HttpError::HttpResponseTimeout, true)),
+            OutgoingError::NoReply("timed out waiting for the reply".into())
+        );
+        assert!(matches!(
+            outgoing_error(failed(HttpError::DestinationIpProhibited, false)),
+            OutgoingError::Denied(_)
+        ));
+    }
+}
