@@ -11,7 +11,7 @@
 #    outcome settled and written to the results file;
 # 3. times `switchboard-loadgen`, a plain reqwest loop posting the same
 #    requests to the same simulator with as many requests in flight as the
-#    host may have (dispatch concurrency × the SDK's in-flight bound).
+#    host may have (dispatch concurrency × the host's per-call bound).
 #
 # Last line: `switchboard X msg/s, raw Y msg/s, ratio Z`.
 set -euo pipefail
@@ -19,7 +19,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 count=${COUNT:-100000}
 # Adapter calls in flight (dispatch concurrency) and requests per call in
-# flight (the SDK's `send_all` bound, MAX_IN_FLIGHT).
+# flight: the SDK hands a batch's requests to the host's `http.send`, which
+# keeps at most 16 of them on their way (MAX_IN_FLIGHT_PER_SEND).
 calls=${CALLS:-4}
 per_call=16
 in_flight=$((calls * per_call))

@@ -276,7 +276,7 @@ impl Request {
 pub const MAX_REQUESTS_PER_CALL: usize = 500;
 
 /// Send `requests` through the host in one call (the host sends them
-/// concurrently, at most its `max_requests_in_flight` at a time) and return
+/// concurrently, at most 16 at a time) and return
 /// the replies in order. A batch of messages a platform takes one per
 /// request goes out in the time of the slowest few, not of all of them.
 pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {

@@ -8,7 +8,8 @@
 //! one answer, each failure saying whether the request was written.
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use switchboard_contract::model::{
     OutgoingError, OutgoingRequest, OutgoingResponse, OutgoingResult,
 };
@@ -20,6 +21,12 @@ use crate::trace::no_longer_held;
 /// Requests one `http.send` call may pass; the rest are refused. With
 /// `max_requests_in_flight` this bounds what one call makes the host hold.
 pub const MAX_REQUESTS_PER_SEND: usize = 1_000;
+
+/// Requests of one `http.send` call on their way at once (fewer if
+/// `max_requests_in_flight` is lower): what the SDK kept in flight per call
+/// through contract 1.1.0, so that a crash leaves at most as many
+/// requests of a call uncertain as it did then.
+pub const MAX_IN_FLIGHT_PER_SEND: usize = 16;
 
 /// A request that passed the checks, waiting for its turn.
 struct Admitted {
@@ -33,10 +40,11 @@ struct Admitted {
 impl EgressHooks {
     /// Perform `requests` and return one result per request, in order.
     ///
-    /// At most `max_requests_in_flight` are on their way at once; the
-    /// replies held for the adapter are bounded by `max_reply_bytes`
-    /// in all (past it, a reply is dropped and its request reported as
-    /// written without a reply).
+    /// At most [`MAX_IN_FLIGHT_PER_SEND`] (or `max_requests_in_flight`, if
+    /// lower) are on their way at once, and the messages of each wave are
+    /// marked written just before it leaves. The replies held for the
+    /// adapter are bounded by `max_reply_bytes` in all (past it, a reply is
+    /// dropped and its request reported as written without a reply).
     pub async fn perform(
         &self,
         requests: Vec<OutgoingRequest>,
@@ -57,57 +65,80 @@ impl EgressHooks {
                 Err(error) => results[position] = Some(Err(error)),
             }
         }
-        let lost = match self.mark_written_ahead(&admitted).await {
-            Ok(lost) => lost,
-            Err(reason) => {
-                for request in admitted {
-                    self.refused(&request.exchange.indices);
-                    results[request.position] = Some(Err(OutgoingError::NotSent(format!(
-                        "it could not be recorded before leaving ({reason})"
-                    ))));
-                }
-                return finish(results);
-            }
-        };
-        let (held_back, admitted): (Vec<_>, Vec<_>) = admitted.into_iter().partition(|request| {
-            request
-                .exchange
-                .indices
-                .iter()
-                .any(|index| lost.contains(index))
-        });
-        for request in held_back {
-            let carried = &request.exchange.indices;
-            self.refused(carried);
-            let lost_here = carried.iter().filter(|index| lost.contains(index)).count();
-            results[request.position] =
-                Some(Err(OutgoingError::NotSent(no_longer_held(lost_here))));
-        }
-        let concurrency = self.limits.max_in_flight.max(1);
-        let mut replies = futures::stream::iter(admitted)
-            .map(|request| async move {
-                let position = request.position;
-                (position, self.send_admitted(request).await)
-            })
-            .buffer_unordered(concurrency);
+        // Requests leave in waves that fill the free slots: each wave's
+        // messages are marked written in one write just before it leaves,
+        // so that a crash leaves uncertain only what was on its way.
+        let slots = self.limits.max_in_flight.clamp(1, MAX_IN_FLIGHT_PER_SEND);
+        let mut waiting = admitted.into_iter();
+        let mut running = FuturesUnordered::new();
         let mut held = 0usize;
-        while let Some((position, result)) = replies.next().await {
-            let result = match result {
-                Ok(reply) if held + reply.body.len() > max_reply_bytes => {
-                    Err(OutgoingError::NoReply(format!(
-                        "the replies to this call's requests passed {max_reply_bytes} bytes \
-                         (the adapter's memory limit); this one was dropped"
-                    )))
+        loop {
+            let wave: Vec<Admitted> = waiting.by_ref().take(slots - running.len()).collect();
+            for (position, result) in self.mark_wave(&wave).await {
+                results[position] = Some(Err(result));
+            }
+            for request in wave {
+                if results[request.position].is_none() {
+                    running.push(async move {
+                        let position = request.position;
+                        (position, self.send_admitted(request).await)
+                    });
                 }
-                Ok(reply) => {
+            }
+            let Some(first) = running.next().await else {
+                if waiting.len() == 0 {
+                    break;
+                }
+                continue;
+            };
+            // Every reply already in frees its slot for the same wave.
+            let mut done = vec![first];
+            while let Some(Some(next)) = running.next().now_or_never() {
+                done.push(next);
+            }
+            for (position, result) in done {
+                results[position] = Some(result.and_then(|reply| {
+                    if held + reply.body.len() > max_reply_bytes {
+                        return Err(OutgoingError::NoReply(format!(
+                            "the replies to this call's requests passed {max_reply_bytes} \
+                             bytes (the adapter's memory limit); this one was dropped"
+                        )));
+                    }
                     held += reply.body.len();
                     Ok(response(reply))
-                }
-                Err(error) => Err(error),
-            };
-            results[position] = Some(result);
+                }));
+            }
         }
         finish(results)
+    }
+
+    /// Mark a wave's messages written, in one write, before it leaves;
+    /// returns the requests of the wave that must not leave, with why.
+    async fn mark_wave(&self, wave: &[Admitted]) -> Vec<(usize, OutgoingError)> {
+        let refuse = |request: &Admitted, why: String| {
+            self.refused(&request.exchange.indices);
+            (request.position, OutgoingError::NotSent(why))
+        };
+        match self.mark_written_ahead(wave).await {
+            Ok(lost) if lost.is_empty() => Vec::new(),
+            Ok(lost) => wave
+                .iter()
+                .filter_map(|request| {
+                    let carried = &request.exchange.indices;
+                    let lost_here = carried.iter().filter(|index| lost.contains(index)).count();
+                    (lost_here > 0).then(|| refuse(request, no_longer_held(lost_here)))
+                })
+                .collect(),
+            Err(reason) => wave
+                .iter()
+                .map(|request| {
+                    refuse(
+                        request,
+                        format!("it could not be recorded before leaving ({reason})"),
+                    )
+                })
+                .collect(),
+        }
     }
 
     /// Check one request: its form, its size, the policy. A refusal is
