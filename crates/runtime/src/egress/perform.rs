@@ -292,7 +292,189 @@ fn finish(results: Vec<Option<OutgoingResult>>) -> Vec<OutgoingResult> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use switchboard_contract::ContractVersion;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+    use crate::egress::{EgressClients, EgressLimits, EgressPolicy};
+    use crate::trace::{CallTrace, RequestFate, WriteAhead};
+
+    /// What the platform and the write-ahead saw, in order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Seen {
+        Marked(Vec<u32>),
+        Arrived(u32),
+    }
+
+    /// Records each mark; the send at `taken_over` belongs to another engine.
+    struct RecordingWriteAhead {
+        log: Arc<Mutex<Vec<Seen>>>,
+        taken_over: u32,
+    }
+
+    impl WriteAhead for RecordingWriteAhead {
+        fn before_write(&self, indices: Vec<u32>) -> BoxFuture<'static, Result<Vec<u32>, String>> {
+            self.log.lock().unwrap().push(Seen::Marked(indices.clone()));
+            let lost = indices
+                .into_iter()
+                .filter(|&i| i == self.taken_over)
+                .collect();
+            Box::pin(async move { Ok(lost) })
+        }
+    }
+
+    /// A loopback platform that logs each request's path (`/<index>`),
+    /// holds it 20 ms and counts how many it holds at once.
+    async fn platform(log: Arc<Mutex<Vec<Seen>>>, most: Arc<AtomicUsize>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let holding = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, most, holding) = (log.clone(), most.clone(), holding.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 1024];
+                        let Ok(read) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                            buffer.drain(..end + 4);
+                            let index = head
+                                .split_whitespace()
+                                .nth(1)
+                                .and_then(|path| path.trim_start_matches('/').parse().ok())
+                                .unwrap();
+                            log.lock().unwrap().push(Seen::Arrived(index));
+                            let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            holding.fetch_sub(1, Ordering::SeqCst);
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if socket.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{address}")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_leave_in_marked_waves_of_at_most_sixteen() {
+        const REQUESTS: u32 = 40;
+        const TAKEN_OVER: u32 = 5;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let most = Arc::new(AtomicUsize::new(0));
+        let base = platform(Arc::clone(&log), Arc::clone(&most)).await;
+        let policy = EgressPolicy::new(
+            &["api.platform.example".to_owned()],
+            None,
+            &BTreeMap::from([("api.platform.example".to_owned(), base)]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let trace = Arc::new(Mutex::new(CallTrace::new(
+            REQUESTS as usize,
+            ContractVersion::V1_2,
+        )));
+        let hooks = EgressHooks {
+            policy: Arc::new(policy),
+            clients: EgressClients::new().unwrap(),
+            limits: EgressLimits {
+                max_in_flight: 32,
+                max_body_bytes: 1 << 20,
+            },
+            denials: Arc::default(),
+            requests: Arc::new(AtomicU64::new(0)),
+            in_flight: Arc::default(),
+            trace: Some(Arc::clone(&trace)),
+            write_ahead: Some(Arc::new(RecordingWriteAhead {
+                log: Arc::clone(&log),
+                taken_over: TAKEN_OVER,
+            })),
+        };
+        let requests = (0..REQUESTS)
+            .map(|index| OutgoingRequest {
+                method: "GET".into(),
+                url: format!("https://api.platform.example/{index}"),
+                headers: vec![],
+                body: vec![],
+                timeout_ms: None,
+                messages: vec![index],
+            })
+            .collect();
+
+        let results = hooks.perform(requests, 1 << 20).await;
+
+        for (index, result) in results.iter().enumerate() {
+            if index as u32 == TAKEN_OVER {
+                assert_eq!(
+                    result,
+                    &Err(OutgoingError::NotSent(no_longer_held(1))),
+                    "the request whose send was taken over is refused alone"
+                );
+            } else {
+                assert_eq!(
+                    result.as_ref().map(|reply| reply.body.as_slice()),
+                    Ok(&b"ok"[..])
+                );
+            }
+        }
+        assert!(
+            most.load(Ordering::SeqCst) <= MAX_IN_FLIGHT_PER_SEND,
+            "{} requests held at once",
+            most.load(Ordering::SeqCst)
+        );
+        let log = log.lock().unwrap().clone();
+        assert_eq!(
+            log[0],
+            Seen::Marked((0..16).collect()),
+            "the first wave fills the slots and is marked in one write"
+        );
+        let mut marked = std::collections::BTreeSet::new();
+        for seen in &log {
+            match seen {
+                Seen::Marked(indices) => marked.extend(indices.iter().copied()),
+                Seen::Arrived(index) => assert!(
+                    marked.contains(index),
+                    "request {index} reached the platform before it was marked: {log:?}"
+                ),
+            }
+        }
+        assert_eq!(
+            marked.len(),
+            REQUESTS as usize,
+            "every request was marked once"
+        );
+        assert!(
+            !log.contains(&Seen::Arrived(TAKEN_OVER)),
+            "the refused request never left"
+        );
+        let outcome = trace.lock().unwrap().finish(None, None);
+        let fate = |index: u32| outcome.requests[index as usize];
+        assert_eq!(fate(TAKEN_OVER).last, Some(RequestFate::NotSent));
+        assert!(!fate(TAKEN_OVER).written);
+        assert_eq!(fate(0).last, Some(RequestFate::Answered));
+        assert!(fate(0).written);
+    }
 
     #[test]
     fn headers_are_checked_and_host_is_dropped() {
