@@ -205,29 +205,19 @@ impl AdapterInstance {
                     .map(|result| result.map(Into::into).map_err(Into::into))
                     .collect()
             }
-            // 1.2.0's types are 1.1.0's (see `v1_2`).
-            Self::V1_1(adapter) => {
-                let batch: Vec<v1_1::switchboard::channel::types::OutboundMessage> =
-                    batch.iter().map(Into::into).collect();
+            // 1.2.0's types are 1.1.0's (see `v1_2`): one conversion serves both.
+            Self::V1_1(adapter) => from_1_1(
                 adapter
                     .switchboard_channel_adapter()
-                    .call_send(store, &batch)
-                    .await?
-                    .into_iter()
-                    .map(|result| result.map(Into::into).map_err(Into::into))
-                    .collect()
-            }
-            Self::V1_2(adapter) => {
-                let batch: Vec<v1_1::switchboard::channel::types::OutboundMessage> =
-                    batch.iter().map(Into::into).collect();
+                    .call_send(store, &to_1_1(batch))
+                    .await?,
+            ),
+            Self::V1_2(adapter) => from_1_1(
                 adapter
                     .switchboard_channel_adapter()
-                    .call_send(store, &batch)
-                    .await?
-                    .into_iter()
-                    .map(|result| result.map(Into::into).map_err(Into::into))
-                    .collect()
-            }
+                    .call_send(store, &to_1_1(batch))
+                    .await?,
+            ),
         })
     }
 
@@ -255,4 +245,24 @@ impl AdapterInstance {
                 .into(),
         })
     }
+}
+
+/// A batch as 1.1.0 (and 1.2.0) take it.
+fn to_1_1(batch: &[OutboundMessage]) -> Vec<v1_1::switchboard::channel::types::OutboundMessage> {
+    batch.iter().map(Into::into).collect()
+}
+
+/// What 1.1.0 (and 1.2.0) return from `send`, in the model.
+fn from_1_1(
+    results: Vec<
+        Result<
+            v1_1::switchboard::channel::types::Receipt,
+            v1_1::switchboard::channel::types::SendError,
+        >,
+    >,
+) -> Vec<SendResult> {
+    results
+        .into_iter()
+        .map(|result| result.map(Into::into).map_err(Into::into))
+        .collect()
 }

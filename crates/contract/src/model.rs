@@ -463,7 +463,8 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// The HTTP reply to a webhook.
+/// An HTTP reply: the host's reply to a webhook, or a platform's reply to
+/// an [`OutgoingRequest`] (header names in lowercase, in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     /// Status code.
@@ -492,17 +493,6 @@ pub struct OutgoingRequest {
     pub messages: Vec<u32>,
 }
 
-/// The complete reply to an [`OutgoingRequest`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingResponse {
-    /// Status code.
-    pub status: u16,
-    /// Header names in lowercase, in order.
-    pub headers: Vec<(String, String)>,
-    /// The whole body.
-    pub body: Vec<u8>,
-}
-
 /// Why an [`OutgoingRequest`] got no complete reply, by whether it was
 /// written: what decides if a retry is safe.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -519,7 +509,7 @@ pub enum OutgoingError {
 }
 
 /// One outgoing request's result.
-pub type OutgoingResult = Result<OutgoingResponse, OutgoingError>;
+pub type OutgoingResult = Result<HttpResponse, OutgoingError>;
 
 /// How far a message got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -111,7 +111,7 @@ mod tests {
             wire(Err(model::OutgoingError::NoReply("reset".into()))),
             Err(http::RequestError::NoReply(why)) if why == "reset"
         ));
-        let reply = wire(Ok(model::OutgoingResponse {
+        let reply = wire(Ok(model::HttpResponse {
             status: 202,
             headers: vec![("content-type".into(), "application/json".into())],
             body: b"{}".to_vec(),

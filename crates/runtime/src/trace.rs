@@ -117,17 +117,9 @@ impl CallTrace {
     /// Malformed or out-of-range values are attributed to the whole batch,
     /// the cautious reading; a 1.0.0 component's requests carry no header.
     pub fn attribute(&self, header: Option<&str>) -> Vec<u32> {
-        let all = || (0..self.batch_len as u32).collect();
-        let Some(value) = header else {
-            return match self.contract {
-                ContractVersion::V1_0 => all(),
-                // A 1.1.0 adapter that tags nothing is trusted for untagged
-                // requests only when its batch has one message.
-                _ if self.batch_len == 1 => all(),
-                _ => Vec::new(),
-            };
+        let Some(value) = header.map(str::trim) else {
+            return self.untagged();
         };
-        let value = value.trim();
         if value.is_empty() {
             return Vec::new();
         }
@@ -136,9 +128,43 @@ impl CallTrace {
             .map(|part| part.trim().parse::<u32>().ok())
             .collect();
         match parsed {
-            Some(indices) if indices.iter().all(|&i| (i as usize) < self.batch_len) => indices,
-            _ => all(),
+            Some(indices) => self.listed(indices),
+            None => self.whole_batch(),
         }
+    }
+
+    /// The messages an `http.send` request naming `messages` carries (1.2.0);
+    /// naming none reads like a `wasi:http` request without the header.
+    pub fn attribute_listed(&self, messages: &[u32]) -> Vec<u32> {
+        if messages.is_empty() {
+            self.untagged()
+        } else {
+            self.listed(messages.to_vec())
+        }
+    }
+
+    /// A request that names no message.
+    fn untagged(&self) -> Vec<u32> {
+        match self.contract {
+            ContractVersion::V1_0 => self.whole_batch(),
+            // An adapter that tags nothing is trusted for untagged requests
+            // only when its batch has one message.
+            _ if self.batch_len == 1 => self.whole_batch(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Named positions, or the whole batch if one is out of range.
+    fn listed(&self, indices: Vec<u32>) -> Vec<u32> {
+        if indices.iter().all(|&i| (i as usize) < self.batch_len) {
+            indices
+        } else {
+            self.whole_batch()
+        }
+    }
+
+    fn whole_batch(&self) -> Vec<u32> {
+        (0..self.batch_len as u32).collect()
     }
 
     /// A request carrying `indices` is about to be sent. Until its fate is
@@ -229,6 +255,20 @@ mod tests {
         assert_eq!(v10.attribute(None), [0, 1]);
         let single = CallTrace::new(1, ContractVersion::V1_1);
         assert_eq!(single.attribute(None), [0]);
+    }
+
+    #[test]
+    fn http_send_requests_are_attributed_by_their_list() {
+        let v12 = CallTrace::new(3, ContractVersion::V1_2);
+        assert_eq!(v12.attribute_listed(&[0, 2]), [0, 2]);
+        assert!(v12.attribute_listed(&[]).is_empty(), "names no message");
+        assert_eq!(
+            v12.attribute_listed(&[7]),
+            [0, 1, 2],
+            "out of range: cautious"
+        );
+        let single = CallTrace::new(1, ContractVersion::V1_2);
+        assert_eq!(single.attribute_listed(&[]), [0]);
     }
 
     #[test]

@@ -26,7 +26,9 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 pub use blocklist::blocked_ip;
 pub use policy::{Destination, EgressPolicy};
 
-use crate::trace::{MESSAGE_INDEX_HEADER, RequestFate, SharedTrace, WriteAhead, no_longer_held};
+use crate::trace::{
+    CallTrace, MESSAGE_INDEX_HEADER, RequestFate, SharedTrace, WriteAhead, no_longer_held,
+};
 
 /// The host's clients for adapter egress, shared by every call.
 #[derive(Debug, Clone)]
@@ -114,17 +116,19 @@ type SendFuture =
     Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
 impl EgressHooks {
-    /// Take one of the call's in-flight slots, or refuse: checked before
-    /// anything is spawned, so a call cannot hold more than its share of
-    /// connections, descriptors and tasks.
-    fn enter(&self) -> Result<InFlight, ()> {
+    /// Take one of the call's in-flight slots, or refuse (the reason is
+    /// recorded and returned): checked before anything is spawned, so a
+    /// call cannot hold more than its share of connections, descriptors
+    /// and tasks.
+    fn enter(&self) -> Result<InFlight, String> {
         let max = self.limits.max_in_flight;
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            self.deny(format!(
+            let reason = format!(
                 "more than {max} requests in flight in one call (`max_requests_in_flight`)"
-            ));
-            return Err(());
+            );
+            self.deny(reason.clone());
+            return Err(reason);
         }
         Ok(InFlight(Arc::clone(&self.in_flight)))
     }
@@ -136,12 +140,12 @@ impl EgressHooks {
             .inspect_err(|reason| self.deny(reason.clone()))
     }
 
-    /// The batch positions a request carries, from its message-index
-    /// header value (or none).
-    fn attribute(&self, header: Option<&str>) -> Vec<u32> {
+    /// The batch positions a request carries, as `read` finds them in
+    /// the call's trace (none outside `send`).
+    fn attribute(&self, read: impl FnOnce(&CallTrace) -> Vec<u32>) -> Vec<u32> {
         self.trace
             .as_ref()
-            .and_then(|trace| trace.lock().ok().map(|t| t.attribute(header)))
+            .and_then(|trace| trace.lock().ok().map(|trace| read(&trace)))
             .unwrap_or_default()
     }
 
@@ -151,13 +155,20 @@ impl EgressHooks {
         record_fate(&self.trace, indices, false, Some(RequestFate::NotSent));
     }
 
-    /// Everything needed to send an admitted request to `destination`.
-    fn exchange(&self, destination: Destination, indices: Vec<u32>, timeout: Duration) -> Exchange {
+    /// Everything needed to send an admitted request to `destination`,
+    /// waiting as long as the adapter `asked` within the host's limit.
+    fn exchange(
+        &self,
+        destination: Destination,
+        indices: Vec<u32>,
+        asked: Option<Duration>,
+    ) -> Exchange {
+        let max = self.policy.max_timeout;
         Exchange {
             client: self.clients.for_destination(&destination).clone(),
             destination,
             indices,
-            timeout: timeout.min(self.policy.max_timeout),
+            timeout: asked.map_or(max, |asked| asked.min(max)),
             max_body: self.limits.max_body_bytes,
             trace: self.trace.clone(),
             requests: Arc::clone(&self.requests),
@@ -204,6 +215,16 @@ struct Reply {
 }
 
 impl Exchange {
+    /// Record that the request was refused before anything was written.
+    fn refused(&self) {
+        record_fate(
+            &self.trace,
+            &self.indices,
+            false,
+            Some(RequestFate::NotSent),
+        );
+    }
+
     /// Send the request and read the whole reply, recording in the call's
     /// trace that it was written and what became of it.
     async fn run(
@@ -271,7 +292,7 @@ impl WasiHttpHooks for EgressHooks {
             .headers_mut()
             .remove(MESSAGE_INDEX_HEADER)
             .and_then(|value| value.to_str().ok().map(str::to_owned));
-        let indices = self.attribute(header.as_deref());
+        let indices = self.attribute(|trace| trace.attribute(header.as_deref()));
         let refuse = |indices: &[u32]| -> SendFuture {
             self.refused(indices);
             Box::new(async { Err(HttpError::HttpRequestDenied) })
@@ -283,17 +304,14 @@ impl WasiHttpHooks for EgressHooks {
             Ok(destination) => destination,
             Err(_) => return refuse(&indices),
         };
-        let trace = self.trace.clone();
         let write_ahead = self.write_ahead.clone();
-        let timeout = clamp_timeout(options.as_ref(), self.policy.max_timeout);
-        let max_body = self.limits.max_body_bytes;
-        let exchange = self.exchange(destination, indices, timeout);
+        let exchange = self.exchange(destination, indices, asked_timeout(options.as_ref()));
         Box::new(async move {
             let _guard = guard;
             let (parts, body) = request.into_parts();
             // Bounded while it streams in, not after.
-            let Ok(body) = Limited::new(body, max_body).collect().await else {
-                record_fate(&trace, &exchange.indices, false, Some(RequestFate::NotSent));
+            let Ok(body) = Limited::new(body, exchange.max_body).collect().await else {
+                exchange.refused();
                 return Err(HttpError::HttpRequestBodySize(None));
             };
             if let Some(write_ahead) = &write_ahead
@@ -306,7 +324,7 @@ impl WasiHttpHooks for EgressHooks {
                 };
                 if let Some(reason) = refused {
                     tracing::warn!(%reason, "request held back: it could not be recorded before leaving");
-                    record_fate(&trace, &exchange.indices, false, Some(RequestFate::NotSent));
+                    exchange.refused();
                     return Err(HttpError::InternalError(Some(reason)));
                 }
             }
@@ -331,10 +349,9 @@ impl WasiHttpHooks for EgressHooks {
     }
 }
 
-fn clamp_timeout(options: Option<&RequestOptions>, max: Duration) -> Duration {
-    options
-        .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
-        .map_or(max, |asked| asked.min(max))
+/// The timeout a `wasi:http` request asked for, if any.
+fn asked_timeout(options: Option<&RequestOptions>) -> Option<Duration> {
+    options.and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
 }
 
 /// A request that got no complete reply, and whether it was written first.

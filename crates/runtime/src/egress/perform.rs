@@ -2,17 +2,15 @@
 //!
 //! The adapter hands over a whole list of requests in one call. Each one
 //! passes the same checks as a `wasi:http` request (the adapter's policy,
-//! the call's in-flight and body bounds), the messages they carry are
-//! marked durably in one write before any of them leaves, and they go out
-//! concurrently through the same clients. The adapter gets every reply in
+//! the call's in-flight and body bounds), and they go out concurrently
+//! through the same clients, in waves whose messages are marked durably in
+//! one write just before each wave leaves. The adapter gets every reply in
 //! one answer, each failure saying whether the request was written.
 
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use switchboard_contract::model::{
-    OutgoingError, OutgoingRequest, OutgoingResponse, OutgoingResult,
-};
+use switchboard_contract::model::{HttpResponse, OutgoingError, OutgoingRequest, OutgoingResult};
 use wasmtime_wasi_http::Error as HttpError;
 
 use super::{EgressHooks, Exchange, Failed, Reply};
@@ -116,7 +114,7 @@ impl EgressHooks {
     /// returns the requests of the wave that must not leave, with why.
     async fn mark_wave(&self, wave: &[Admitted]) -> Vec<(usize, OutgoingError)> {
         let refuse = |request: &Admitted, why: String| {
-            self.refused(&request.exchange.indices);
+            request.exchange.refused();
             (request.position, OutgoingError::NotSent(why))
         };
         match self.mark_written_ahead(wave).await {
@@ -144,11 +142,7 @@ impl EgressHooks {
     /// Check one request: its form, its size, the policy. A refusal is
     /// recorded in the call's trace (and, for the policy, in its denials).
     fn admit(&self, position: usize, request: OutgoingRequest) -> Result<Admitted, OutgoingError> {
-        let header = (!request.messages.is_empty()).then(|| {
-            let listed: Vec<String> = request.messages.iter().map(u32::to_string).collect();
-            listed.join(",")
-        });
-        let indices = self.attribute(header.as_deref());
+        let indices = self.attribute(|trace| trace.attribute_listed(&request.messages));
         let refuse = |reason: String| {
             self.refused(&indices);
             OutgoingError::Denied(reason)
@@ -174,15 +168,15 @@ impl EgressHooks {
             )));
         }
         let destination = self.destination(&request.url).map_err(&refuse)?;
-        let timeout = request.timeout_ms.map_or(self.policy.max_timeout, |ms| {
-            std::time::Duration::from_millis(u64::from(ms))
-        });
+        let asked = request
+            .timeout_ms
+            .map(|ms| std::time::Duration::from_millis(u64::from(ms)));
         Ok(Admitted {
             position,
             method,
             headers,
             body: Bytes::from(request.body),
-            exchange: self.exchange(destination, indices, timeout),
+            exchange: self.exchange(destination, indices, asked),
         })
     }
 
@@ -208,13 +202,10 @@ impl EgressHooks {
 
     /// Send one admitted request in one of the call's in-flight slots.
     async fn send_admitted(&self, request: Admitted) -> Result<Reply, OutgoingError> {
-        let Ok(_slot) = self.enter() else {
-            self.refused(&request.exchange.indices);
-            return Err(OutgoingError::Denied(format!(
-                "more than {} requests in flight in one call (`max_requests_in_flight`)",
-                self.limits.max_in_flight
-            )));
-        };
+        let _slot = self.enter().map_err(|reason| {
+            request.exchange.refused();
+            OutgoingError::Denied(reason)
+        })?;
         request
             .exchange
             .run(request.method, &request.headers, request.body)
@@ -239,8 +230,8 @@ fn header_map(headers: &[(String, String)]) -> Result<http::HeaderMap, String> {
     Ok(map)
 }
 
-fn response(reply: Reply) -> OutgoingResponse {
-    OutgoingResponse {
+fn response(reply: Reply) -> HttpResponse {
+    HttpResponse {
         status: reply.status.as_u16(),
         headers: reply
             .headers
@@ -252,7 +243,8 @@ fn response(reply: Reply) -> OutgoingResponse {
                 )
             })
             .collect(),
-        body: reply.body.to_vec(),
+        // Without a copy when the reply's buffer is not shared.
+        body: reply.body.into(),
     }
 }
 
