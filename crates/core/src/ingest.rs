@@ -503,8 +503,8 @@ pub enum AudienceRow {
 }
 
 /// Reads an audience file row by row, so that an audience of any size
-/// streams through the host in constant memory (apart from 12 bytes per
-/// profile id, to catch duplicates: see [`crate::seen_ids`]).
+/// streams through the host in about constant memory (apart from about 2
+/// bytes per profile id, to catch duplicates: see [`crate::seen_ids`]).
 pub struct AudienceReader {
     path: PathBuf,
     reader: csv::Reader<std::io::BufReader<std::fs::File>>,
@@ -587,6 +587,17 @@ impl AudienceReader {
                     |id| seen.first_line_or_insert(id, line),
                     &mut errors,
                 );
+                if let Some(error) = self.seen.take_error() {
+                    return Some(Err(IngestError::Read {
+                        file: self.path.clone(),
+                        source: std::io::Error::new(
+                            error.kind(),
+                            format!(
+                                "reading back the profile ids seen so far from a temporary file: {error}"
+                            ),
+                        ),
+                    }));
+                }
                 Some(Ok(match profile {
                     Some(profile) => AudienceRow::Profile(profile, errors),
                     None => AudienceRow::Rejected(errors),

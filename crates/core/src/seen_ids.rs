@@ -1,6 +1,6 @@
 //! The profile ids an audience has had so far, each with the line it was
-//! first on, in 12 bytes per id, so that duplicates are caught in a
-//! 10-million-row file without holding the file.
+//! first on, so that duplicates are caught in a 10-million-row file
+//! without holding the file, in memory that stays about flat.
 //!
 //! Ids are kept as 64-bit hashes (randomly keyed per process; a false
 //! duplicate needs two ids among 10 million to collide in 64 bits, odds
@@ -9,15 +9,27 @@
 //! in place, without a second copy. Hashes are uniformly spread, so a
 //! lookup in the sorted arrays interpolates to the right place in a probe
 //! or two rather than bisecting through cache misses.
+//!
+//! When the arrays hold [`IN_MEMORY`] ids (12 MiB) they move to a sorted
+//! run in a temporary file, behind a Bloom filter of 2 bytes per id (see
+//! [`runs`]). If no temporary file can be made or written, the ids stay in
+//! memory as before (12 bytes each): slower to hold, never wrong.
+
+mod bloom;
+mod runs;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+use runs::SpilledRuns;
 
 /// The most entries the map of recent ids holds before they are merged.
 const RECENT: usize = 512 * 1024;
 /// The fewest: a map this size (about 0.5 MiB) stays in the core's cache,
 /// where a lookup costs no trip to memory.
 const MIN_RECENT: usize = 32 * 1024;
+/// Ids held in the sorted arrays before they move to a run on disk.
+const IN_MEMORY: usize = 1 << 20;
 /// Interpolation probes before a lookup falls back to bisection (bounds
 /// the worst case; with uniform hashes it is never reached).
 const INTERPOLATION_PROBES: usize = 8;
@@ -31,6 +43,14 @@ pub(crate) struct SeenIds {
     /// How many ids the audience is expected to hold in all (see
     /// [`SeenIds::expect`]).
     expected: usize,
+    /// The sorted arrays move to disk when they hold this many ids.
+    in_memory: usize,
+    /// Ids moved to disk, once there are any.
+    spilled: Option<SpilledRuns>,
+    /// Set when ids could not be moved to disk: they stay in memory.
+    stay_in_memory: bool,
+    /// A failure to read ids back from disk, until it is taken.
+    error: Option<std::io::Error>,
 }
 
 impl SeenIds {
@@ -41,6 +61,10 @@ impl SeenIds {
             hashes: Vec::new(),
             lines: Vec::new(),
             expected: 0,
+            in_memory: IN_MEMORY,
+            spilled: None,
+            stay_in_memory: false,
+            error: None,
         }
     }
 
@@ -56,10 +80,17 @@ impl SeenIds {
     /// The line `id` was first seen on, if it was; if not, remember it as
     /// first seen on `line` (lines past `u32::MAX` are remembered as
     /// `u32::MAX`). One hash and one search per id.
+    ///
+    /// An id on disk that cannot be read back counts as new; the failure is
+    /// kept for [`SeenIds::take_error`].
     pub(crate) fn first_line_or_insert(&mut self, id: &str, line: u64) -> Option<u64> {
         let hash = self.hash(id);
-        if let Some(first) = self.first_line_of_hash(hash) {
-            return Some(first);
+        match self.first_line_of_hash(hash) {
+            Ok(Some(first)) => return Some(first),
+            Ok(None) => {}
+            Err(error) => {
+                self.error.get_or_insert(error);
+            }
         }
         self.recent
             .insert(hash, u32::try_from(line).unwrap_or(u32::MAX));
@@ -69,18 +100,31 @@ impl SeenIds {
         None
     }
 
+    /// A failure to read ids back from the temporary file, if one
+    /// happened since the last call.
+    pub(crate) fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
+    }
+
     /// The line `id` was first seen on, if it was.
     #[cfg(test)]
     fn first_line(&self, id: &str) -> Option<u64> {
         self.first_line_of_hash(self.hash(id))
+            .expect("the temporary file reads back")
     }
 
     /// The line the id with `hash` was first seen on, if it was.
-    fn first_line_of_hash(&self, hash: u64) -> Option<u64> {
-        self.recent
+    fn first_line_of_hash(&self, hash: u64) -> std::io::Result<Option<u64>> {
+        let held = self
+            .recent
             .get(&hash)
-            .or_else(|| self.find(hash).map(|index| &self.lines[index]))
-            .map(|&line| u64::from(line))
+            .or_else(|| self.find(hash).map(|index| &self.lines[index]));
+        let line = match (held, &self.spilled) {
+            (Some(&line), _) => Some(line),
+            (None, Some(spilled)) => spilled.line_of(hash)?,
+            (None, None) => None,
+        };
+        Ok(line.map(u64::from))
     }
 
     /// Remember `id` as first seen on `line`, unless it was seen before.
@@ -143,9 +187,14 @@ impl SeenIds {
         let old = self.hashes.len();
         let needed = old + fresh.len();
         if self.hashes.capacity() < needed {
-            // An estimate is rough: leave an eighth more room.
+            // An estimate is rough: leave an eighth more room, up to what
+            // the arrays hold before they move to disk.
             // If that much cannot be had, only what is needed now.
-            let room = needed.max(self.expected.saturating_add(self.expected / 8)) - old;
+            let mut estimate = self.expected.saturating_add(self.expected / 8);
+            if !self.stay_in_memory {
+                estimate = estimate.min(self.in_memory + RECENT);
+            }
+            let room = needed.max(estimate) - old;
             let reserved = self
                 .hashes
                 .try_reserve_exact(room)
@@ -171,6 +220,34 @@ impl SeenIds {
                 self.hashes[to] = hash;
                 self.lines[to] = line;
                 from_fresh -= 1;
+            }
+        }
+        if self.hashes.len() >= self.in_memory && !self.stay_in_memory {
+            self.spill();
+        }
+    }
+
+    /// Move the sorted arrays to a run on disk, or, if that fails, keep
+    /// every id in memory from now on.
+    fn spill(&mut self) {
+        if self.spilled.is_none() {
+            match SpilledRuns::create(self.expected.max(self.hashes.len() * 4)) {
+                Ok(spilled) => self.spilled = Some(spilled),
+                Err(_) => {
+                    self.stay_in_memory = true;
+                    return;
+                }
+            }
+        }
+        // A run that fails to write is not added: the runs already there
+        // stay good, and these ids stay in memory.
+        if let Some(spilled) = &mut self.spilled {
+            match spilled.spill(&self.hashes, &self.lines) {
+                Ok(()) => {
+                    self.hashes.clear();
+                    self.lines.clear();
+                }
+                Err(_) => self.stay_in_memory = true,
             }
         }
     }
@@ -200,9 +277,16 @@ impl Hasher for PassThrough {
 mod tests {
     use super::*;
 
+    /// Ids that never move to disk, to test the arrays alone.
+    fn held_in_memory() -> SeenIds {
+        let mut seen = SeenIds::new();
+        seen.stay_in_memory = true;
+        seen
+    }
+
     #[test]
     fn finds_ids_before_and_after_a_merge_with_their_first_line() {
-        let mut seen = SeenIds::new();
+        let mut seen = held_in_memory();
         let count = RECENT * 2 + 1_000;
         for i in 0..count {
             let id = format!("p{i}");
@@ -225,7 +309,7 @@ mod tests {
     #[test]
     fn an_expected_size_is_reserved_once_and_a_wrong_one_still_works() {
         // An estimate no machine can hold is not fatal.
-        let mut huge = SeenIds::new();
+        let mut huge = held_in_memory();
         huge.expect(usize::MAX / 16);
         for i in 0..MIN_RECENT + 1 {
             huge.insert(&format!("p{i}"), i as u64 + 2);
@@ -233,7 +317,7 @@ mod tests {
         assert_eq!(huge.hashes.len(), MIN_RECENT);
         assert_eq!(huge.first_line("p7"), Some(9));
 
-        let mut seen = SeenIds::new();
+        let mut seen = held_in_memory();
         seen.expect(RECENT * 3);
         for i in 0..RECENT * 2 {
             seen.insert(&format!("p{i}"), i as u64 + 2);
@@ -259,5 +343,47 @@ mod tests {
         let mut seen = SeenIds::new();
         seen.insert("far", u64::from(u32::MAX) + 10);
         assert_eq!(seen.first_line("far"), Some(u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn ids_moved_to_disk_are_still_found_with_their_first_line() {
+        let mut seen = SeenIds::new();
+        seen.in_memory = 40_000;
+        seen.expect(100_000);
+        let count = 250_000;
+        for i in 0..count {
+            assert_eq!(
+                seen.first_line_or_insert(&format!("p{i}"), i + 2),
+                None,
+                "p{i} is new"
+            );
+        }
+        let spilled = seen.spilled.as_ref().map_or(0, SpilledRuns::len);
+        // At most the arrays' bound and one map of recent ids stay in memory.
+        let held_at_most = 40_000 + MIN_RECENT as u64;
+        assert!(
+            spilled >= count - held_at_most,
+            "{spilled} ids moved to disk"
+        );
+        assert!(seen.hashes.len() < 40_000, "the arrays were emptied");
+        assert!(
+            seen.hashes.capacity() < 40_000 + RECENT + 1,
+            "reserved no more than is held before moving: {}",
+            seen.hashes.capacity()
+        );
+        assert_eq!(
+            seen.hashes.len() as u64 + seen.recent.len() as u64 + spilled,
+            count
+        );
+        // Every id, wherever it is now, is a duplicate of its first line.
+        for i in (0..count).step_by(101) {
+            assert_eq!(
+                seen.first_line_or_insert(&format!("p{i}"), 9),
+                Some(i + 2),
+                "p{i}"
+            );
+        }
+        assert_eq!(seen.first_line("never-seen"), None);
+        assert!(seen.take_error().is_none());
     }
 }
