@@ -47,6 +47,9 @@ pub(crate) struct SeenIds {
     in_memory: usize,
     /// Ids moved to disk, once there are any.
     spilled: Option<SpilledRuns>,
+    /// Where their file goes: the system's temporary directory, unless a
+    /// test says otherwise.
+    spill_directory: Option<std::path::PathBuf>,
     /// Set when ids could not be moved to disk: they stay in memory.
     stay_in_memory: bool,
     /// A failure to read ids back from disk, until it is taken.
@@ -63,6 +66,7 @@ impl SeenIds {
             expected: 0,
             in_memory: IN_MEMORY,
             spilled: None,
+            spill_directory: None,
             stay_in_memory: false,
             error: None,
         }
@@ -231,7 +235,8 @@ impl SeenIds {
     /// every id in memory from now on.
     fn spill(&mut self) {
         if self.spilled.is_none() {
-            match SpilledRuns::create(self.expected.max(self.hashes.len() * 4)) {
+            let expected = self.expected.max(self.hashes.len() * 4);
+            match SpilledRuns::create(expected, self.spill_directory.as_deref()) {
                 Ok(spilled) => self.spilled = Some(spilled),
                 Err(_) => {
                     self.stay_in_memory = true;
@@ -385,5 +390,24 @@ mod tests {
         }
         assert_eq!(seen.first_line("never-seen"), None);
         assert!(seen.take_error().is_none());
+    }
+
+    #[test]
+    fn ids_stay_in_memory_when_no_temporary_file_can_be_made() {
+        let gone = tempfile::tempdir().expect("dir");
+        let mut seen = SeenIds::new();
+        seen.in_memory = 40_000;
+        seen.spill_directory = Some(gone.path().join("not-there"));
+        let count = 120_000u64;
+        for i in 0..count {
+            assert_eq!(seen.first_line_or_insert(&format!("p{i}"), i + 2), None);
+        }
+        assert!(seen.stay_in_memory, "the failed move was noticed");
+        assert!(seen.spilled.is_none());
+        assert_eq!(seen.hashes.len() as u64 + seen.recent.len() as u64, count);
+        for i in (0..count).step_by(97) {
+            assert_eq!(seen.first_line_or_insert(&format!("p{i}"), 9), Some(i + 2));
+        }
+        assert!(seen.take_error().is_none(), "no read failed");
     }
 }

@@ -45,11 +45,16 @@ pub(super) struct SpilledRuns {
 }
 
 impl SpilledRuns {
-    /// An empty set in a new temporary file, its filter sized for
-    /// `expected` ids (it is rebuilt larger if more come).
-    pub(super) fn create(expected: usize) -> io::Result<Self> {
+    /// An empty set in a new temporary file (in `directory`, or the
+    /// system's temporary directory), its filter sized for `expected` ids
+    /// (it is rebuilt larger if more come).
+    pub(super) fn create(expected: usize, directory: Option<&std::path::Path>) -> io::Result<Self> {
+        let file = match directory {
+            Some(directory) => tempfile::tempfile_in(directory)?,
+            None => tempfile::tempfile()?,
+        };
         Ok(Self {
-            file: tempfile::tempfile()?,
+            file,
             runs: Vec::new(),
             written: 0,
             filter: BloomFilter::with_capacity(expected),
@@ -201,7 +206,7 @@ mod tests {
 
     #[test]
     fn finds_every_spilled_hash_with_its_line_across_runs() {
-        let mut runs = SpilledRuns::create(10).expect("a temporary file");
+        let mut runs = SpilledRuns::create(10, None).expect("a temporary file");
         let (first, first_lines) = sorted(50_000, 0);
         let (second, second_lines) = sorted(3, 1);
         runs.spill(&first, &first_lines).expect("spilled");
@@ -235,7 +240,7 @@ mod tests {
         let mut hashes: Vec<u64> = (0..20_000u64).collect();
         hashes.extend((0..20_000u64).map(|i| u64::MAX - 20_000 + i));
         let lines: Vec<u32> = (0..hashes.len() as u32).collect();
-        let mut runs = SpilledRuns::create(hashes.len()).expect("a temporary file");
+        let mut runs = SpilledRuns::create(hashes.len(), None).expect("a temporary file");
         runs.spill(&hashes, &lines).expect("spilled");
         for index in (0..hashes.len()).step_by(911) {
             assert_eq!(
