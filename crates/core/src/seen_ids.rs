@@ -15,7 +15,6 @@
 //! [`runs`]). If no temporary file can be made or written, the ids stay in
 //! memory as before (12 bytes each): slower to hold, never wrong.
 
-mod bloom;
 mod runs;
 
 use std::collections::HashMap;
