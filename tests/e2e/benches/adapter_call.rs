@@ -24,9 +24,7 @@ use futures::StreamExt;
 use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
-use switchboard_runtime::{
-    AdapterRuntime, ChannelGrant, LoadedAdapter, RuntimeOptions, SandboxLimits,
-};
+use switchboard_runtime::{AdapterRuntime, ChannelGrant, LoadedAdapter, SandboxLimits};
 
 /// A full WhatsApp batch (the adapter's `max_batch_size`).
 const BATCH: usize = 50;
@@ -79,16 +77,7 @@ async fn load(base_url: &str, manifest: &std::path::Path) -> Arc<LoadedAdapter> 
         endpoints: [("graph.facebook.com".to_owned(), base_url.to_owned())].into(),
         ..ChannelGrant::default()
     };
-    let options = RuntimeOptions {
-        limits: SandboxLimits::default(),
-        cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
-        storage_limits: Default::default(),
-        // The packages `scripts/build-adapters.sh` lays out are unsigned.
-        trust: switchboard_runtime::PackageTrust {
-            allow_unsigned: true,
-            ..Default::default()
-        },
-    };
+    let options = switchboard_e2e::unsigned_runtime_options(SandboxLimits::default());
     let runtime =
         AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
     runtime.load_package(manifest).await.unwrap()

@@ -26,6 +26,23 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Runtime options for loading the packages [`adapter_packages`] lays out:
+/// `limits`, the compiled-component cache the tests share under `target/`,
+/// and unsigned packages allowed (those packages are unsigned).
+pub fn unsigned_runtime_options(
+    limits: switchboard_runtime::SandboxLimits,
+) -> switchboard_runtime::RuntimeOptions {
+    switchboard_runtime::RuntimeOptions {
+        limits,
+        cache_dir: Some(workspace_root().join("target/wasm/cwasm-cache")),
+        storage_limits: Default::default(),
+        trust: switchboard_runtime::PackageTrust {
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    }
+}
+
 /// Build every adapter and test guest for `wasm32-wasip2` with
 /// `scripts/build-adapters.sh` (once per test process; cargo's lock
 /// serialises concurrent test binaries) and return the directory holding

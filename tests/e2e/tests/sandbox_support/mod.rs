@@ -13,7 +13,7 @@ use switchboard_contract::model::{
     Content, OutboundMessage, Purpose, TemplateMessage, TemplateParameter,
 };
 use switchboard_e2e::adapter_packages;
-use switchboard_runtime::{AdapterRuntime, CallError, ChannelGrant, RuntimeOptions, SandboxLimits};
+use switchboard_runtime::{AdapterRuntime, CallError, ChannelGrant, SandboxLimits};
 use switchboard_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 
 pub async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
@@ -51,16 +51,7 @@ pub async fn runtime_with_limits(limits: SandboxLimits) -> (AdapterRuntime, Simu
         endpoints: [("graph.facebook.com".to_owned(), simulator.base_url())].into(),
         ..Default::default()
     };
-    let options = RuntimeOptions {
-        limits,
-        cache_dir: Some(switchboard_e2e::workspace_root().join("target/wasm/cwasm-cache")),
-        storage_limits: Default::default(),
-        // The packages `scripts/build-adapters.sh` lays out are unsigned.
-        trust: switchboard_runtime::PackageTrust {
-            allow_unsigned: true,
-            ..Default::default()
-        },
-    };
+    let options = switchboard_e2e::unsigned_runtime_options(limits);
     let runtime =
         AdapterRuntime::new(options, HashMap::from([("whatsapp".to_owned(), grant)])).unwrap();
     for result in runtime.load_dir(adapter_packages()).await.unwrap() {
