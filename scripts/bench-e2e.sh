@@ -8,10 +8,13 @@
 #    recipients, from process start to exit: CSV ingest, consent and window
 #    policy, the durable SQLite outbox (a fresh file), the WhatsApp adapter in
 #    its sandbox making one `POST /v21.0/{id}/messages` per message, and every
-#    outcome settled and written to the results file;
+#    outcome settled and written to the results file. It prints what a
+#    message cost in CPU, the host's and the simulator's, and the rate the
+#    machine's cores would allow at that cost;
 # 3. times `switchboard-loadgen`, a plain reqwest loop posting the same
 #    requests to the same simulator with as many requests in flight as the
-#    host may have (dispatch concurrency × the host's per-call bound).
+#    host may have (dispatch concurrency × the host's per-call bound), and
+#    prints the loop's and the simulator's CPU per message in it.
 #
 # Last line: `switchboard X msg/s, raw Y msg/s, ratio Z`.
 set -euo pipefail
@@ -64,10 +67,18 @@ cp examples/winback/campaign.toml "$out/campaign.toml"
 # Compile the adapter into the cache first: a host compiles a package once.
 "$bin/switchboard" --config "$out/switchboard.toml" adapters >/dev/null
 
+# CPU time of a process so far (user + system), in seconds, from /proc.
+cpu_seconds() {
+  awk -v tick="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tick }' "/proc/$1/stat"
+}
+simulator_cpu_before=$(cpu_seconds "${pids[0]}")
 started=$(date +%s.%N)
-"$bin/switchboard" --config "$out/switchboard.toml" send --campaign "$out/campaign.toml" --audience "$out/audience.csv" \
-  --results "$out/results.jsonl" >"$out/send.out" 2>"$out/send.log"
+# Bash's `time` gives the send's own CPU time (user and system).
+TIMEFORMAT='%U %S'
+{ time "$bin/switchboard" --config "$out/switchboard.toml" send --campaign "$out/campaign.toml" \
+  --audience "$out/audience.csv" --results "$out/results.jsonl" >"$out/send.out" 2>"$out/send.log"; } 2>"$out/send.cpu"
 finished=$(date +%s.%N)
+simulator_cpu_after=$(cpu_seconds "${pids[0]}")
 sent=$(grep -c '"outcome":"sent"' "$out/results.jsonl" || true)
 received=$(curl -fsS "$sim/_sim/whatsapp/stats" | grep -o '"accepted":[0-9]*' | cut -d: -f2)
 if [ "$sent" != "$count" ]; then
@@ -78,9 +89,26 @@ fi
 host_rate=$(awk -v n="$count" -v a="$started" -v b="$finished" 'BEGIN { printf "%.0f", n / (b - a) }')
 host_secs=$(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.2f", b - a }')
 echo "switchboard send: $count messages in $host_secs s ($calls adapter calls × $per_call requests in flight); simulator received: $received"
+# What a message costs in CPU, host and simulator: on a machine of N cores,
+# N / (the two together) bounds the rate however well the work overlaps.
+read -r host_user host_system <"$out/send.cpu"
+awk -v n="$count" -v u="$host_user" -v s="$host_system" -v wall="$host_secs" \
+  -v sim="$(awk -v a="$simulator_cpu_before" -v b="$simulator_cpu_after" 'BEGIN { print b - a }')" \
+  -v cores="$(nproc)" 'BEGIN {
+    host = (u + s) * 1e6 / n; simulator = sim * 1e6 / n;
+    printf "CPU per message: switchboard %.0f µs (%.2f s user + %.2f s system, %.2f cores), simulator %.0f µs; %d cores allow at most %.0f msg/s at that cost\n",
+      host, u, s, (u + s) / wall, simulator, cores, cores * 1e6 / (host + simulator)
+  }'
 
-raw_line=$("$bin/switchboard-loadgen" --simulator "$sim" --count "$count" --concurrency "$in_flight")
+simulator_cpu_before=$(cpu_seconds "${pids[0]}")
+raw_line=$({ time "$bin/switchboard-loadgen" --simulator "$sim" --count "$count" --concurrency "$in_flight"; } 2>"$out/raw.cpu")
+simulator_cpu_after=$(cpu_seconds "${pids[0]}")
 echo "$raw_line"
+read -r raw_user raw_system <"$out/raw.cpu"
+awk -v n="$count" -v u="$raw_user" -v s="$raw_system" \
+  -v sim="$(awk -v a="$simulator_cpu_before" -v b="$simulator_cpu_after" 'BEGIN { print b - a }')" 'BEGIN {
+    printf "CPU per message, raw loop: loadgen %.0f µs, simulator %.0f µs\n", (u + s) * 1e6 / n, sim * 1e6 / n
+  }'
 raw_rate=$(echo "$raw_line" | awk '{print $2}')
 ratio=$(awk -v a="$host_rate" -v b="$raw_rate" 'BEGIN { printf "%.2f", a / b }')
 echo "switchboard $host_rate msg/s, raw $raw_rate msg/s, ratio $ratio"
