@@ -252,6 +252,11 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Messages this run handed to adapters.
     pub dispatched: u64,
+    /// Sends of the campaign that other hosts sharing the outbox (a
+    /// running `serve`, other nodes) settled while this run went on: their
+    /// result lines come from the outbox, and without this count the
+    /// summary would seem to have lost them.
+    pub settled_elsewhere: u64,
 }
 
 impl RunReport {
@@ -294,14 +299,21 @@ impl RunReport {
             .filter(|((o, _), _)| o != "rejected")
             .map(|(_, n)| n)
             .sum();
+        let rate = self.dispatched as f64 / self.elapsed.as_secs_f64().max(0.001);
+        let delivery = if self.settled_elsewhere > 0 {
+            format!(
+                "{} messages dispatched by this run, {rate:.0}/s; {} settled by other hosts sharing the outbox",
+                self.dispatched, self.settled_elsewhere
+            )
+        } else {
+            format!("{} messages dispatched, {rate:.0}/s", self.dispatched)
+        };
         out.push_str(&format!(
-            "campaign {}: {} recipients from {} in {:.1}s ({} messages dispatched, {:.0}/s)\n",
+            "campaign {}: {} recipients from {} in {:.1}s ({delivery})\n",
             self.campaign,
             recipients,
             self.audience.display(),
             self.elapsed.as_secs_f64(),
-            self.dispatched,
-            self.dispatched as f64 / self.elapsed.as_secs_f64().max(0.001),
         ));
         for ((outcome, detail), count) in &self.counts {
             out.push_str(&format!("  {outcome:<15} {detail:<26} {count:>8}\n"));
@@ -339,7 +351,29 @@ mod tests {
             row_errors: Vec::new(),
             elapsed: Duration::ZERO,
             dispatched: 0,
+            settled_elsewhere: 0,
         }
+    }
+
+    #[test]
+    fn the_summary_says_what_other_hosts_settled() {
+        let mut run = report(&[("sent", "whatsapp template", 2525)]);
+        run.elapsed = Duration::from_secs(10);
+        run.dispatched = 1200;
+        let alone = run.summary();
+        assert!(
+            alone.starts_with("campaign c: 2525 recipients from a.csv in 10.0s (1200 messages dispatched, 120/s)\n"),
+            "{alone}"
+        );
+        run.settled_elsewhere = 1325;
+        let shared = run.summary();
+        assert!(
+            shared.starts_with(
+                "campaign c: 2525 recipients from a.csv in 10.0s (1200 messages dispatched by this run, \
+                 120/s; 1325 settled by other hosts sharing the outbox)\n"
+            ),
+            "{shared}"
+        );
     }
 
     #[test]

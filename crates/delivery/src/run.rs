@@ -219,6 +219,7 @@ pub async fn run_campaign(
         }
     };
 
+    let mut settled_elsewhere = 0;
     if let Some(engine) = &engine {
         let mut failure = engine.failure();
         let settled = loop {
@@ -259,6 +260,7 @@ pub async fn run_campaign(
             .filter(|r| !r.fell_back && r.state != "retrying" && r.state != "pending")
         {
             write(&ResultLine::from_record(record))?;
+            settled_elsewhere += 1;
         }
     }
     progress.finish_and_clear();
@@ -275,6 +277,7 @@ pub async fn run_campaign(
         row_errors: enqueue.row_errors,
         elapsed: started.elapsed(),
         dispatched: dispatched.load(std::sync::atomic::Ordering::Relaxed),
+        settled_elsewhere,
     })
 }
 
