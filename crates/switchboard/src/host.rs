@@ -46,10 +46,11 @@ impl Host {
                     config.adapters_dir.display()
                 )
             })?;
+        // Logged once: every command's log shows errors on stderr, so a
+        // second, plain copy there would say the same thing twice.
         for result in loaded {
             if let Err(error) = result {
                 tracing::error!("skipping adapter: {error}");
-                eprintln!("warning: skipping adapter: {error}");
             }
         }
         let settings = config.delivery_settings();
