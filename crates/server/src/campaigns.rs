@@ -223,6 +223,7 @@ pub async fn status(State(state): State<AppState>, Path(name): Path<String>) -> 
             "settled": counts.unsettled() == 0 && record.state != "enqueueing",
             "sends": counts.by_state,
             "reasons": counts.by_reason,
+            "fell_back": counts.fell_back,
             "delivery": counts.by_delivery,
             "decisions": counts.decisions,
         }))

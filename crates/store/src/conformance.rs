@@ -137,6 +137,7 @@ conformance!(
     a_campaign_is_counted_cancelled_and_its_dead_letters_retried,
     a_key_twice_in_one_batch_is_enqueued_and_settled_once,
     decisions_are_replaced_per_profile,
+    a_rerun_keeps_what_a_settled_send_decided,
     listings_filter_and_order_sends,
     only_the_lease_owner_marks_written_and_next_due_sees_leases,
     recent_recipients_count_sent_templates,
@@ -702,6 +703,12 @@ async fn unreachable_falls_back_to_the_next_channel_of_the_route(backend: &dyn B
     let before = record(&*store, &first_key).await;
     assert!(before.fell_back);
     assert_eq!(before.state, "failed");
+    let counts = store.campaign_counts("winback").await.unwrap();
+    assert_eq!(
+        (counts.by_state.get("failed").copied(), counts.fell_back),
+        (Some(1), 1),
+        "{counts:?}"
+    );
     // A re-run reports the send that carried on.
     let again = store.enqueue(vec![first()], vec![]).await.unwrap();
     assert!(
@@ -1149,6 +1156,65 @@ async fn decisions_are_replaced_per_profile(backend: &dyn Backend) {
             .collect::<Vec<_>>(),
         [("winback", "deferred", 2), ("loyalty", "failed", 4)]
     );
+}
+
+async fn a_rerun_keeps_what_a_settled_send_decided(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let enqueued = |key: &str, at| DecisionRecord {
+        campaign: "winback".into(),
+        profile_id: format!("p-{key}"),
+        channel: Some("whatsapp".into()),
+        outcome: "enqueued".into(),
+        reason: None,
+        detail: None,
+        decided_ms: at,
+    };
+    store
+        .enqueue(
+            vec![send("k1", "whatsapp", false), send("k2", "whatsapp", false)],
+            vec![enqueued("k1", 1), enqueued("k2", 1)],
+        )
+        .await
+        .unwrap();
+    store.claim(claim("whatsapp", "a", 1, 2)).await.unwrap();
+    store.settle("a", vec![sent("k1")], 3).await.unwrap();
+    // The re-run plans both again, and one recipient more.
+    let again = store
+        .enqueue(
+            vec![
+                send("k1", "whatsapp", false),
+                send("k2", "whatsapp", false),
+                send("k3", "whatsapp", false),
+            ],
+            vec![enqueued("k1", 4), enqueued("k2", 4), enqueued("k3", 4)],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        again[..],
+        [
+            Enqueued::Existing {
+                state: SendState::Sent,
+                ..
+            },
+            Enqueued::Existing {
+                state: SendState::Pending,
+                ..
+            },
+            Enqueued::Inserted
+        ]
+    ));
+    let outcome = |profile: &'static str| {
+        let store = &store;
+        async move {
+            let decisions = store.decisions_for(profile).await.unwrap();
+            assert_eq!(decisions.len(), 1, "{decisions:?}");
+            (decisions[0].outcome.clone(), decisions[0].decided_ms)
+        }
+    };
+    assert_eq!(outcome("p-k1").await, ("sent".to_owned(), 3));
+    assert_eq!(outcome("p-k2").await, ("enqueued".to_owned(), 1));
+    assert_eq!(outcome("p-k3").await, ("enqueued".to_owned(), 4));
 }
 
 async fn listings_filter_and_order_sends(backend: &dyn Backend) {

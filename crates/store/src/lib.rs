@@ -18,6 +18,7 @@
 //! database (or schema), claiming with `FOR UPDATE SKIP LOCKED`. Both pass
 //! one test suite (`conformance`), run once per backend.
 
+mod enqueue_decisions;
 mod fall_back;
 pub mod postgres;
 pub mod records;

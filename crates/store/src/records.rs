@@ -389,6 +389,10 @@ pub struct CampaignCounts {
     pub by_reason: std::collections::BTreeMap<String, u64>,
     /// Sends by delivery state reported in webhooks.
     pub by_delivery: std::collections::BTreeMap<String, u64>,
+    /// Failed sends whose recipient went on to the next channel of the
+    /// campaign's route: counted in `by_state` as failed, yet not a
+    /// recipient the campaign failed to reach.
+    pub fell_back: u64,
     /// Recipients by decision outcome (`sent`, `skipped:no_consent`, ...).
     pub decisions: std::collections::BTreeMap<String, u64>,
 }

@@ -261,15 +261,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             let store = open_store(&config).await?;
             let counts = store.campaign_counts(&campaign).await?;
-            if counts.by_state.is_empty() {
-                println!("no sends recorded for campaign `{campaign}`");
-            }
-            for (state, count) in &counts.by_state {
-                println!("  {state:<12} {count:>7}");
-            }
-            for (state, count) in &counts.by_delivery {
-                println!("  delivery:{state:<12} {count:>7}");
-            }
+            print!(
+                "{}",
+                crate::status_report::status_report(&campaign, &counts)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Why { profile_id } => {

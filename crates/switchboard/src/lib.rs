@@ -8,6 +8,7 @@
 //! - [`host`]: the assembled host — configuration, store, loaded adapters,
 //!   delivery — that every command and the server use;
 //! - [`cli`]: the command line;
+//! - [`status_report`]: what `switchboard status` prints;
 //! - [`adapter_commands`]: `switchboard adapter new|test|keygen|pack|verify|install`;
 //! - [`conformance`]: the contract checks `adapter test` runs;
 //! - [`scaffold`], [`scaffold_js`]: the projects `adapter new` writes.
@@ -25,5 +26,6 @@ pub mod conformance;
 pub mod host;
 pub mod scaffold;
 pub mod scaffold_js;
+pub mod status_report;
 
 pub use host::Host;

@@ -80,21 +80,28 @@ pub(super) async fn campaign_unsettled(connection: &mut PgConnection, name: &str
     to_u64(count, "count")
 }
 
+/// One group of a campaign's sends: state, error class, delivery state,
+/// whether they fell back, and how many.
+type CountRow = (String, Option<String>, Option<String>, bool, i64);
+
 pub(super) async fn campaign_counts(
     connection: &mut PgConnection,
     name: &str,
 ) -> Fallible<CampaignCounts> {
     let mut counts = CampaignCounts::default();
-    let rows: Vec<(String, Option<String>, Option<String>, i64)> = sqlx::query_as(
-        "SELECT state, error_class, delivery_state, COUNT(*) FROM sends WHERE campaign = $1
-         GROUP BY state, error_class, delivery_state",
+    let rows: Vec<CountRow> = sqlx::query_as(
+        "SELECT state, error_class, delivery_state, fell_back, COUNT(*) FROM sends WHERE campaign = $1
+         GROUP BY state, error_class, delivery_state, fell_back",
     )
     .bind(name)
     .fetch_all(&mut *connection)
     .await?;
-    for (state, class, delivery, count) in rows {
+    for (state, class, delivery, fell_back, count) in rows {
         let count = to_u64(count, "count")?;
         *counts.by_state.entry(state.clone()).or_default() += count;
+        if fell_back {
+            counts.fell_back += count;
+        }
         if let Some(class) = class.filter(|_| state != "sent") {
             *counts
                 .by_reason

@@ -182,8 +182,7 @@ pub(super) async fn enqueue(
             }
         }
     }
-    record_decisions(connection, decisions).await?;
-    results
+    let results = results
         .into_iter()
         .zip(sends)
         .map(|(result, send)| {
@@ -194,7 +193,13 @@ pub(super) async fn enqueue(
                 ))
             })
         })
-        .collect()
+        .collect::<Fallible<Vec<_>>>()?;
+    record_decisions(
+        connection,
+        crate::enqueue_decisions::worth_recording(sends, &results, decisions),
+    )
+    .await?;
+    Ok(results)
 }
 
 /// A send already in the outbox, as [`existing`] reads it.
@@ -331,9 +336,9 @@ async fn existing(
 /// campaign; within `decisions` the last one for a profile wins, as when
 /// written one after another. Rows go in in key order (no deadlocks
 /// between concurrent writers).
-pub(super) async fn record_decisions(
+pub(super) async fn record_decisions<'a>(
     connection: &mut PgConnection,
-    decisions: &[DecisionRecord],
+    decisions: impl IntoIterator<Item = &'a DecisionRecord>,
 ) -> Fallible<()> {
     let mut latest: BTreeMap<(&str, &str), &DecisionRecord> = BTreeMap::new();
     for decision in decisions {

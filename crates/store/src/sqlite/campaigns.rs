@@ -77,20 +77,24 @@ pub(crate) fn campaign_counts(connection: &Connection, name: &str) -> JobResult<
     let mut counts = CampaignCounts::default();
     let rows = connection
         .prepare_cached(
-            "SELECT state, error_class, delivery_state, COUNT(*) FROM sends WHERE campaign = ?1
-             GROUP BY state, error_class, delivery_state",
+            "SELECT state, error_class, delivery_state, fell_back, COUNT(*) FROM sends WHERE campaign = ?1
+             GROUP BY state, error_class, delivery_state, fell_back",
         )?
         .query_map([name], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, Option<String>>(1)?,
                 row.get::<_, Option<String>>(2)?,
-                row.get::<_, u64>(3)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, u64>(4)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    for (state, class, delivery, count) in rows {
+    for (state, class, delivery, fell_back, count) in rows {
         *counts.by_state.entry(state.clone()).or_default() += count;
+        if fell_back {
+            counts.fell_back += count;
+        }
         if let Some(class) = class.filter(|_| state != "sent") {
             *counts
                 .by_reason

@@ -31,7 +31,7 @@ pub(crate) fn enqueue(
     for send in sends {
         results.push(insert_send(connection, send, now)?);
     }
-    for decision in decisions {
+    for decision in crate::enqueue_decisions::worth_recording(sends, &results, decisions) {
         record_decision(connection, decision)?;
     }
     Ok(results)
