@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use switchboard_runtime::AdapterRuntime;
 use switchboard_store::{ClaimedSend, Outcome, Store, StoreError, now_ms};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::lane::Lane;
 use crate::settings::DeliverySettings;
+use crate::settled_feed::SettledFeed;
 
 /// A send settled by this engine, for whoever watches (the `send` command's
 /// results file, the API).
@@ -37,7 +38,7 @@ pub(crate) struct Shared {
     pub settings: DeliverySettings,
     pub owner: String,
     pub scope: Option<String>,
-    pub events: broadcast::Sender<Settled>,
+    pub events: SettledFeed,
     pub failure: watch::Sender<Option<StoreError>>,
     pub stopping: watch::Sender<bool>,
     /// Stop at the first database error (a one-shot `send`) rather than
@@ -94,7 +95,6 @@ impl Engine {
         settings: DeliverySettings,
         options: EngineOptions,
     ) -> Self {
-        let (events, _) = broadcast::channel(16 * 1024);
         let (failure, _) = watch::channel(None);
         let (stopping, _) = watch::channel(false);
         let owner = format!(
@@ -110,7 +110,7 @@ impl Engine {
                 settings,
                 owner,
                 scope: options.scope,
-                events,
+                events: SettledFeed::default(),
                 failure,
                 stopping,
                 stop_on_store_error: options.stop_on_store_error,
@@ -195,8 +195,9 @@ impl Engine {
         }
     }
 
-    /// Sends as this engine settles them.
-    pub fn subscribe(&self) -> broadcast::Receiver<Settled> {
+    /// Sends as this engine settles them, every one and in order (a
+    /// watcher that falls behind holds them queued; see `settled_feed`).
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Settled> {
         self.shared.events.subscribe()
     }
 

@@ -286,7 +286,7 @@ impl Lane {
     }
 
     fn emit(&self, send: ClaimedSend, settlement: Settlement) {
-        let _ = self.shared.events.send(Settled {
+        self.shared.events.publish(Settled {
             send,
             fell_back: false,
             outcome: settlement.outcome,
@@ -382,7 +382,7 @@ async fn send_batch(
                     );
                     continue;
                 }
-                let _ = shared.events.send(Settled {
+                shared.events.publish(Settled {
                     send,
                     fell_back: result == Settle::FellBack,
                     outcome: settlement.outcome,

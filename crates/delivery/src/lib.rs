@@ -13,6 +13,7 @@
 //! - [`settings`]: the operator's `[dispatch]` table and per-channel pacing.
 //! - [`triggers`]: events from the brand's systems through the same gate
 //!   into the same outbox (wait, cancel-on, deadline).
+//! - `settled_feed`: every send an engine settles, for its watchers, none lost.
 //! - `write_ahead`: the outbox mark each request makes before it leaves.
 
 pub mod activation;
@@ -24,6 +25,7 @@ mod read_ahead;
 pub mod results;
 pub mod run;
 pub mod settings;
+mod settled_feed;
 pub mod triggers;
 mod write_ahead;
 

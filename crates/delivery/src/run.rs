@@ -21,7 +21,6 @@ use switchboard_core::campaign;
 use switchboard_core::ingest::AudienceReader;
 use switchboard_runtime::AdapterRuntime;
 use switchboard_store::{CampaignRecord, SendQuery, Store, now_ms};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::activation::{self, Sinks};
 use crate::engine::{Engine, EngineOptions};
@@ -159,16 +158,13 @@ pub async fn run_campaign(
                 tokio::select! {
                     biased;
                     event = events.recv() => match event {
-                        Ok(settled) => {
+                        Some(settled) => {
                             handle(settled);
                             if events.is_empty() {
                                 flush();
                             }
                         }
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "result lines fell behind");
-                        }
-                        Err(RecvError::Closed) => break,
+                        None => break,
                     },
                     _ = &mut collector_stop => {
                         // Drain what the stopped engine settled, then end.
