@@ -224,29 +224,13 @@ fn millis(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_contract::model::{Content, OutboundMessage, Purpose, RateLimited, Receipt};
+    use switchboard_contract::model::{Purpose, RateLimited, Receipt};
 
     fn claimed(deduplicates: bool, attempt: u32) -> ClaimedSend {
-        ClaimedSend {
-            message: OutboundMessage {
-                idempotency_key: "k".into(),
-                to: "+491".into(),
-                purpose: Purpose::Marketing,
-                content: Content::Text("hi".into()),
-                ttl_seconds: None,
-                attempt,
-            },
-            campaign: "c".into(),
-            profile_id: "p".into(),
-            line: None,
-            channel: "whatsapp".into(),
-            step: 0,
-            window: None,
-            deduplicates,
-            deadline_ms: None,
-            rate_limited: 0,
-            created_ms: 0,
-        }
+        let mut send = crate::test_support::claimed_send("k");
+        send.deduplicates = deduplicates;
+        send.message.attempt = attempt;
+        send
     }
 
     fn config() -> DispatchConfig {

@@ -26,6 +26,8 @@ pub mod results;
 pub mod run;
 pub mod settings;
 mod settled_feed;
+#[cfg(test)]
+mod test_support;
 pub mod triggers;
 mod write_ahead;
 

@@ -41,31 +41,11 @@ impl SettledFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_contract::model::{Content, OutboundMessage, Purpose};
-    use switchboard_store::{ClaimedSend, Outcome};
+    use switchboard_store::Outcome;
 
     fn settled(i: usize) -> Settled {
         Settled {
-            send: ClaimedSend {
-                message: OutboundMessage {
-                    idempotency_key: format!("k{i}"),
-                    to: "+4915112345678".into(),
-                    purpose: Purpose::Marketing,
-                    content: Content::Text("hello".into()),
-                    ttl_seconds: None,
-                    attempt: 1,
-                },
-                campaign: "loyalty".into(),
-                profile_id: format!("p{i}"),
-                line: None,
-                channel: "whatsapp".into(),
-                step: 0,
-                window: None,
-                deduplicates: false,
-                deadline_ms: None,
-                rate_limited: 0,
-                created_ms: 0,
-            },
+            send: crate::test_support::claimed_send(&format!("k{i}")),
             outcome: Outcome::Sent {
                 platform_message_id: None,
                 duplicate: false,
