@@ -18,6 +18,13 @@ pub(crate) fn worth_recording<'a>(
     results: &[Enqueued],
     decisions: &'a [DecisionRecord],
 ) -> Vec<&'a DecisionRecord> {
+    // A campaign's first run finds nothing in the outbox: no set to build.
+    if !results
+        .iter()
+        .any(|result| matches!(result, Enqueued::Existing { .. }))
+    {
+        return decisions.iter().collect();
+    }
     let mut fresh: HashSet<(&str, &str)> = HashSet::new();
     let mut already: HashSet<(&str, &str)> = HashSet::new();
     for (send, result) in sends.iter().zip(results) {
