@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_outbox.sql"),
     include_str!("../../migrations/sqlite/0002_consent_per_purpose.sql"),
     include_str!("../../migrations/sqlite/0003_events_and_nodes.sql"),
+    include_str!("../../migrations/sqlite/0004_due_index_without_in_list.sql"),
 ];
 
 /// The ledger's `purpose` for an entry that covers every purpose.

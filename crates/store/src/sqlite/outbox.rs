@@ -316,11 +316,25 @@ pub(crate) fn claim(
     Ok(claimed)
 }
 
+/// The states of a send waiting for its due time, word for word as the
+/// `sends_due` index's predicate (migration 0004): SQLite uses a partial
+/// index only for a query that names its predicate, and checks comparisons
+/// joined by OR without building the temporary b-tree an IN list needs.
+macro_rules! waiting_states {
+    () => {
+        "(state = 'pending' OR state = 'deferred' OR state = 'retrying')"
+    };
+}
+
 /// Picks due sends (`?1` channel, `?4` now, `?5` limit, `?6` campaign).
-const LEASE_DUE: &str = "SELECT rowid FROM sends
-    WHERE channel = ?1 AND state IN ('pending', 'deferred', 'retrying') AND due_ms <= ?4
+pub(super) const LEASE_DUE: &str = concat!(
+    "SELECT rowid FROM sends
+    WHERE channel = ?1 AND ",
+    waiting_states!(),
+    " AND due_ms <= ?4
       AND (?6 IS NULL OR campaign = ?6)
-    ORDER BY due_ms LIMIT ?5";
+    ORDER BY due_ms LIMIT ?5"
+);
 /// Picks sends whose lease expired before a request for them left.
 const LEASE_EXPIRED: &str = "SELECT rowid FROM sends
     WHERE channel = ?1 AND state = 'leased' AND lease_expires_ms <= ?4 AND written = 0
@@ -848,12 +862,14 @@ fn fall_back(connection: &Connection, held: &Held, now: i64) -> JobResult<bool> 
 
 pub(crate) fn next_due(connection: &Connection, channel: &str) -> JobResult<Option<i64>> {
     let due: Option<i64> = connection
-        .prepare_cached(
+        .prepare_cached(concat!(
             "SELECT MIN(t) FROM (
-                SELECT MIN(due_ms) AS t FROM sends WHERE channel = ?1 AND state IN ('pending', 'deferred', 'retrying')
+                SELECT MIN(due_ms) AS t FROM sends WHERE channel = ?1 AND ",
+            waiting_states!(),
+            "
                 UNION ALL
-                SELECT MIN(lease_expires_ms) AS t FROM sends WHERE channel = ?1 AND state = 'leased')",
-        )?
+                SELECT MIN(lease_expires_ms) AS t FROM sends WHERE channel = ?1 AND state = 'leased')"
+        ))?
         .query_row([channel], |row| row.get(0))?;
     Ok(due)
 }

@@ -61,3 +61,47 @@ async fn errors_name_the_database_file() {
     assert!(error.contains(&path.display().to_string()), "{error}");
     assert!(error.contains("cannot open"), "{error}");
 }
+
+/// Every write that moves a send between states checks the due index's
+/// predicate. It must take plain comparisons, not a temporary b-tree built
+/// per statement (migration 0004), and the claim must still find due sends
+/// through that index.
+#[test]
+fn the_due_index_builds_no_temporary_tree_and_serves_the_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let explain = |sql: &str, column: usize| -> Vec<String> {
+        let mut statement = connection.prepare(sql).unwrap();
+        let unbound = vec![rusqlite::types::Value::Null; statement.parameter_count()];
+        statement
+            .query_map(rusqlite::params_from_iter(unbound), |row| {
+                row.get::<_, String>(column)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    for write in [
+        "UPDATE sends SET state = 'sent', settled_ms = 1 WHERE rowid = 1",
+        "UPDATE sends SET state = 'retrying', due_ms = 5 WHERE rowid = 1",
+        "UPDATE sends SET state = 'leased', lease_owner = 'a' WHERE rowid = 1",
+        "DELETE FROM sends WHERE rowid = 1",
+    ] {
+        let opcodes = explain(&format!("EXPLAIN {write}"), 1);
+        assert!(
+            !opcodes.iter().any(|op| op == "OpenEphemeral"),
+            "{write} builds a temporary b-tree: {opcodes:?}"
+        );
+    }
+    let plan = explain(
+        &format!("EXPLAIN QUERY PLAN {}", super::outbox::LEASE_DUE),
+        3,
+    );
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX sends_due")),
+        "{plan:?}"
+    );
+}
