@@ -155,6 +155,23 @@ fn run(connection: Connection, queue: mpsc::Receiver<Job>, transactions: bool, d
             }
             continue;
         }
+        // A job alone in its transaction needs no savepoint (whose journal
+        // copies every page the job changes): if it fails, the transaction
+        // is rolled back instead of committed.
+        if let [_] = group.as_slice() {
+            let Some(job) = group.pop() else { continue };
+            let (ok, reply) = job(Ok(&connection));
+            let ended = if ok {
+                run_cached(&connection, "COMMIT").map_err(|error| fail("committing", error))
+            } else {
+                run_cached(&connection, "ROLLBACK").map_err(|error| fail("rolling back", error))
+            };
+            if ended.is_err() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            reply(ended);
+            continue;
+        }
         let mut replies = Vec::with_capacity(group.len());
         for job in group {
             let savepoint = run_cached(&connection, "SAVEPOINT job");
@@ -188,4 +205,114 @@ fn run(connection: Connection, queue: mpsc::Receiver<Job>, transactions: bool, d
 fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
     connection.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer thread on a fresh file holding one table of notes.
+    fn writer(dir: &tempfile::TempDir) -> (DbThread, PathBuf) {
+        let path = dir.path().join("jobs.db");
+        let connection = Connection::open(&path).expect("open");
+        connection
+            .execute_batch("CREATE TABLE notes (text TEXT NOT NULL)")
+            .expect("schema");
+        let thread =
+            DbThread::start("test-writer", connection, path.clone(), true).expect("thread");
+        (thread, path)
+    }
+
+    /// Insert `text`, then fail if asked: a job that changed something
+    /// before it failed.
+    fn note(text: &'static str, fail: bool) -> impl FnOnce(&Connection) -> JobResult<()> + Send {
+        move |connection| {
+            connection.execute("INSERT INTO notes (text) VALUES (?1)", [text])?;
+            if fail {
+                return Err(JobError::Corrupt(format!("{text} failed on purpose")));
+            }
+            Ok(())
+        }
+    }
+
+    fn notes(path: &std::path::Path) -> Vec<String> {
+        let connection = Connection::open(path).expect("open");
+        let mut statement = connection
+            .prepare("SELECT text FROM notes ORDER BY rowid")
+            .expect("select");
+        statement
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[tokio::test]
+    async fn a_job_that_fails_alone_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (thread, path) = writer(&dir);
+        let error = thread
+            .call("writing a note", note("lost", true))
+            .await
+            .expect_err("the job failed");
+        assert!(
+            error
+                .to_string()
+                .contains("writing a note: lost failed on purpose"),
+            "{error}"
+        );
+        thread
+            .call("writing a note", note("kept", false))
+            .await
+            .expect("the next job");
+        assert_eq!(notes(&path), ["kept"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_in_a_group_undoes_only_its_own_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (thread, path) = writer(&dir);
+        let thread = std::sync::Arc::new(thread);
+        // Hold the thread in a job of its own while three more queue up
+        // behind it: they then run together, in one transaction.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let blocker = {
+            let thread = std::sync::Arc::clone(&thread);
+            tokio::spawn(async move {
+                thread
+                    .call("holding the writer", move |_| {
+                        let _ = started.send(());
+                        let _ = held.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        running.await.expect("the writer picked up the first job");
+        let queued: Vec<_> = [("first", false), ("second", true), ("third", false)]
+            .into_iter()
+            .map(|(text, fail)| {
+                let thread = std::sync::Arc::clone(&thread);
+                tokio::spawn(async move { thread.call("writing a note", note(text, fail)).await })
+            })
+            .collect();
+        // Give the three jobs time to reach the queue before letting go.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        release.send(()).expect("release");
+        blocker.await.expect("task").expect("the first job");
+        let mut results = Vec::new();
+        for task in queued {
+            results.push(task.await.expect("task").map_err(|e| e.to_string()));
+        }
+        assert!(results[0].is_ok(), "{results:?}");
+        assert!(
+            results[1]
+                .as_ref()
+                .is_err_and(|e| e.contains("second failed on purpose")),
+            "{results:?}"
+        );
+        assert!(results[2].is_ok(), "{results:?}");
+        assert_eq!(notes(&path), ["first", "third"]);
+    }
 }
