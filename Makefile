@@ -37,6 +37,7 @@ lint:
 bench: adapters
 	$(CARGO) bench -p switchboard-e2e --bench adapter_call
 	$(CARGO) bench -p switchboard-e2e --bench adapters
+	$(CARGO) bench -p switchboard-store --bench outbox_phases
 
 ## End-to-end throughput of the release binaries against a plain reqwest
 ## loop into the same simulator; last line: `switchboard X msg/s, raw Y
