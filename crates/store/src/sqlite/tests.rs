@@ -105,3 +105,43 @@ fn the_due_index_builds_no_temporary_tree_and_serves_the_claim() {
         "{plan:?}"
     );
 }
+
+/// A host upgraded over an outbox with sends in it: migration 0004
+/// recreates the due index under them, and they are still claimed.
+#[tokio::test]
+async fn an_outbox_from_before_migration_0004_upgrades_with_its_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .enqueue(vec![send("k", "whatsapp", false)], vec![])
+        .await
+        .unwrap();
+    drop(store);
+    // The schema as migration 0003 left it.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX sends_due;
+             CREATE INDEX sends_due ON sends(channel, due_ms) WHERE state IN ('pending', 'deferred', 'retrying');
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+
+    let store = SqliteStore::open(&path).unwrap();
+    let claimed = store.claim(claim("whatsapp", "a", 10, 0)).await.unwrap();
+    assert_eq!(keys(&claimed), ["k"]);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let index: String = connection
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'sends_due'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(index.contains("state = 'pending' OR"), "{index}");
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version as usize, super::MIGRATIONS.len());
+}
