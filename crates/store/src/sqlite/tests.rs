@@ -72,6 +72,7 @@ fn the_due_index_builds_no_temporary_tree_and_serves_the_claim() {
     let path = dir.path().join("switchboard.db");
     drop(SqliteStore::open(&path).unwrap());
     let connection = rusqlite::Connection::open(&path).unwrap();
+    super::configure(&connection, &path).unwrap();
     let explain = |sql: &str, column: usize| -> Vec<String> {
         let mut statement = connection.prepare(sql).unwrap();
         let unbound = vec![rusqlite::types::Value::Null; statement.parameter_count()];
@@ -144,4 +145,37 @@ async fn an_outbox_from_before_migration_0004_upgrades_with_its_sends() {
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
     assert_eq!(version as usize, super::MIGRATIONS.len());
+}
+
+/// The claim's statement runs once per batch with a new time and limit:
+/// the store's connections must not compile it again each time (SQLite
+/// does when a plan depends on a bound value, as `LIMIT ?` does unless
+/// the query planner stability guarantee is on).
+#[test]
+fn a_claim_is_not_compiled_again_at_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    super::configure(&connection, &path).unwrap();
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT COUNT(*) FROM ({})",
+            super::outbox::LEASE_DUE
+        ))
+        .unwrap();
+    for call in 0..3_i64 {
+        let due: i64 = statement
+            .query_row(
+                rusqlite::params!["whatsapp", "owner", 0, 1_000 + call, 50 + call, "winback"],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(due, 0);
+    }
+    assert_eq!(
+        statement.get_status(rusqlite::StatementStatus::RePrepare),
+        0,
+        "the claim's statement was compiled again"
+    );
 }
