@@ -62,6 +62,16 @@ async fn errors_name_the_database_file() {
     assert!(error.contains("cannot open"), "{error}");
 }
 
+/// A connection to a migrated outbox in `dir`, configured as the store
+/// configures its own, for looking at how SQLite runs the store's SQL.
+fn configured_connection(dir: &tempfile::TempDir) -> rusqlite::Connection {
+    let path = dir.path().join("switchboard.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    super::configure(&connection, &path).unwrap();
+    connection
+}
+
 /// Every write that moves a send between states checks the due index's
 /// predicate. It must take plain comparisons, not a temporary b-tree built
 /// per statement (migration 0004), and the claim must still find due sends
@@ -69,10 +79,7 @@ async fn errors_name_the_database_file() {
 #[test]
 fn the_due_index_builds_no_temporary_tree_and_serves_the_claim() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("switchboard.db");
-    drop(SqliteStore::open(&path).unwrap());
-    let connection = rusqlite::Connection::open(&path).unwrap();
-    super::configure(&connection, &path).unwrap();
+    let connection = configured_connection(&dir);
     let explain = |sql: &str, column: usize| -> Vec<String> {
         let mut statement = connection.prepare(sql).unwrap();
         let unbound = vec![rusqlite::types::Value::Null; statement.parameter_count()];
@@ -154,10 +161,7 @@ async fn an_outbox_from_before_migration_0004_upgrades_with_its_sends() {
 #[test]
 fn a_claim_is_not_compiled_again_at_every_call() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("switchboard.db");
-    drop(SqliteStore::open(&path).unwrap());
-    let connection = rusqlite::Connection::open(&path).unwrap();
-    super::configure(&connection, &path).unwrap();
+    let connection = configured_connection(&dir);
     let mut statement = connection
         .prepare(&format!(
             "SELECT COUNT(*) FROM ({})",
