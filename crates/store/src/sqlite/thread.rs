@@ -156,45 +156,41 @@ fn run(connection: Connection, queue: mpsc::Receiver<Job>, transactions: bool, d
             continue;
         }
         // A job alone in its transaction needs no savepoint (whose journal
-        // copies every page the job changes): if it fails, the transaction
-        // is rolled back instead of committed.
-        if let [_] = group.as_slice() {
-            let Some(job) = group.pop() else { continue };
-            let (ok, reply) = job(Ok(&connection));
-            let ended = if ok {
-                run_cached(&connection, "COMMIT").map_err(|error| fail("committing", error))
-            } else {
-                run_cached(&connection, "ROLLBACK").map_err(|error| fail("rolling back", error))
-            };
-            if ended.is_err() {
-                let _ = connection.execute_batch("ROLLBACK");
-            }
-            reply(ended);
-            continue;
-        }
+        // copies every page the job changes): if it fails, the whole
+        // transaction is rolled back instead of committed.
+        let alone = group.len() == 1;
+        let mut undo_all = false;
         let mut replies = Vec::with_capacity(group.len());
         for job in group {
-            let savepoint = run_cached(&connection, "SAVEPOINT job");
+            let savepoint = (!alone).then(|| run_cached(&connection, "SAVEPOINT job"));
             let (ok, reply) = job(Ok(&connection));
-            if savepoint.is_ok() {
-                let undone = if ok {
-                    Ok(())
-                } else {
-                    run_cached(&connection, "ROLLBACK TO job")
-                };
-                if let Err(error) = undone.and_then(|()| run_cached(&connection, "RELEASE job")) {
-                    tracing::error!(%error, "could not end a savepoint");
+            match savepoint {
+                None => undo_all = !ok,
+                Some(Ok(())) => {
+                    let undone = if ok {
+                        Ok(())
+                    } else {
+                        run_cached(&connection, "ROLLBACK TO job")
+                    };
+                    if let Err(error) = undone.and_then(|()| run_cached(&connection, "RELEASE job"))
+                    {
+                        tracing::error!(%error, "could not end a savepoint");
+                    }
                 }
+                Some(Err(_)) => {}
             }
             replies.push(reply);
         }
-        let committed =
-            run_cached(&connection, "COMMIT").map_err(|error| fail("committing", error));
-        if committed.is_err() {
+        let ended = if undo_all {
+            run_cached(&connection, "ROLLBACK").map_err(|error| fail("rolling back", error))
+        } else {
+            run_cached(&connection, "COMMIT").map_err(|error| fail("committing", error))
+        };
+        if ended.is_err() {
             let _ = connection.execute_batch("ROLLBACK");
         }
         for reply in replies {
-            reply(committed.clone());
+            reply(ended.clone());
         }
     }
 }
@@ -297,8 +293,9 @@ mod tests {
                 tokio::spawn(async move { thread.call("writing a note", note(text, fail)).await })
             })
             .collect();
-        // Give the three jobs time to reach the queue before letting go.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // On this single-threaded runtime, yielding once lets each task
+        // run to its first wait: every job is queued before we let go.
+        tokio::task::yield_now().await;
         release.send(()).expect("release");
         blocker.await.expect("task").expect("the first job");
         let mut results = Vec::new();
