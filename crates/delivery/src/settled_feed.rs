@@ -29,12 +29,20 @@ impl SettledFeed {
         receiver
     }
 
-    /// Hand `settled` to every watcher still listening.
+    /// Hand `settled` to every watcher still listening: a copy to each
+    /// but the last, which takes it (there is usually one watcher, and
+    /// this runs for every message).
     pub(crate) fn publish(&self, settled: Settled) {
         let Ok(mut watchers) = self.watchers.lock() else {
             return;
         };
-        watchers.retain(|watcher| watcher.send(settled.clone()).is_ok());
+        watchers.retain(|watcher| !watcher.is_closed());
+        if let Some((last, others)) = watchers.split_last() {
+            for watcher in others {
+                let _ = watcher.send(settled.clone());
+            }
+            let _ = last.send(settled);
+        }
     }
 }
 
@@ -79,5 +87,19 @@ mod tests {
         feed.publish(settled(1));
         assert_eq!(feed.watchers.lock().unwrap().len(), 1);
         assert_eq!(kept.try_recv().unwrap().send.message.idempotency_key, "k1");
+    }
+
+    #[test]
+    fn every_watcher_hears_every_send() {
+        let feed = SettledFeed::default();
+        let mut first = feed.subscribe();
+        let mut second = feed.subscribe();
+        feed.publish(settled(1));
+        for watcher in [&mut first, &mut second] {
+            assert_eq!(
+                watcher.try_recv().unwrap().send.message.idempotency_key,
+                "k1"
+            );
+        }
     }
 }
