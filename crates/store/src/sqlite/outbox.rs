@@ -860,16 +860,19 @@ fn fall_back(connection: &Connection, held: &Held, now: i64) -> JobResult<bool> 
     Ok(true)
 }
 
+/// The earliest due time or lease expiry of a channel's sends (`?1`).
+pub(super) const NEXT_DUE: &str = concat!(
+    "SELECT MIN(t) FROM (
+        SELECT MIN(due_ms) AS t FROM sends WHERE channel = ?1 AND ",
+    waiting_states!(),
+    "
+        UNION ALL
+        SELECT MIN(lease_expires_ms) AS t FROM sends WHERE channel = ?1 AND state = 'leased')"
+);
+
 pub(crate) fn next_due(connection: &Connection, channel: &str) -> JobResult<Option<i64>> {
     let due: Option<i64> = connection
-        .prepare_cached(concat!(
-            "SELECT MIN(t) FROM (
-                SELECT MIN(due_ms) AS t FROM sends WHERE channel = ?1 AND ",
-            waiting_states!(),
-            "
-                UNION ALL
-                SELECT MIN(lease_expires_ms) AS t FROM sends WHERE channel = ?1 AND state = 'leased')"
-        ))?
+        .prepare_cached(NEXT_DUE)?
         .query_row([channel], |row| row.get(0))?;
     Ok(due)
 }
