@@ -56,19 +56,11 @@ impl WriteAhead for OutboxWriteAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_contract::model::{Content, OutboundMessage, Purpose};
     use switchboard_store::{ClaimRequest, NewSend, SqliteStore};
 
     fn new_send(key: &str) -> NewSend {
         NewSend {
-            message: OutboundMessage {
-                idempotency_key: key.into(),
-                to: format!("+4915112{key}"),
-                purpose: Purpose::Marketing,
-                content: Content::Text("hello".into()),
-                ttl_seconds: None,
-                attempt: 1,
-            },
+            message: crate::test_support::text_message(key),
             campaign: "loyalty".into(),
             profile_id: format!("p-{key}"),
             line: None,
