@@ -16,17 +16,8 @@ cd "$root"
 sizes=${SIZES:-"100000 1000000 10000000"}
 
 # Peak RSS comes from GNU time (Debian's package `time`), not the shell's
-# builtin: install it where it is missing and this runs as root.
-if [ ! -x /usr/bin/time ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing GNU time (Debian package \`time\`) for peak RSS"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
-  else
-    echo "make bench-ingest needs /usr/bin/time for peak RSS: install Debian's package \`time\`" >&2
-    exit 1
-  fi
-fi
+# builtin.
+bash scripts/install-missing.sh "make bench-ingest" /usr/bin/time:time
 
 cargo build --release --quiet --bin switchboard
 bash scripts/build-adapters.sh dist/adapters >/dev/null

@@ -8,20 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # The demo talks to the simulator and the admin API with curl and reads
-# their JSON with jq: install them where they are missing and this runs as
-# root (a fresh Debian machine), or say what to install.
-missing=()
-for tool in curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing ${missing[*]} (Debian packages) for the demo"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "make demo needs ${missing[*]} (Debian: apt-get install ${missing[*]})" >&2
-    exit 1
-  fi
-fi
+# their JSON with jq.
+bash scripts/install-missing.sh "make demo" curl:curl jq:jq
 bin="$root/target/debug"
 out="$root/demo-out"
 rm -rf "$out" && mkdir -p "$out"
