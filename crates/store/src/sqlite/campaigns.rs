@@ -73,13 +73,17 @@ pub(crate) fn campaign_unsettled(connection: &Connection, name: &str) -> JobResu
         .query_row([name], |row| row.get(0))?)
 }
 
+/// A campaign's sends counted by state, reason and delivery state
+/// (`sends_by_campaign` serves it).
+pub(super) const CAMPAIGN_COUNTS: &str =
+    "SELECT state, error_class, delivery_state, fell_back, COUNT(*)
+    FROM sends WHERE campaign = ?1
+    GROUP BY state, error_class, delivery_state, fell_back";
+
 pub(crate) fn campaign_counts(connection: &Connection, name: &str) -> JobResult<CampaignCounts> {
     let mut counts = CampaignCounts::default();
     let rows = connection
-        .prepare_cached(
-            "SELECT state, error_class, delivery_state, fell_back, COUNT(*) FROM sends WHERE campaign = ?1
-             GROUP BY state, error_class, delivery_state, fell_back",
-        )?
+        .prepare_cached(CAMPAIGN_COUNTS)?
         .query_map([name], |row| {
             Ok((
                 row.get::<_, String>(0)?,

@@ -106,6 +106,14 @@ pub(crate) fn cancel_profile_sends(
     Ok(keys)
 }
 
+/// When each of some profiles was last sent to on a channel, or is due to
+/// be (`sends_by_profile` serves it).
+pub(super) const RECENT_FOR_PROFILES: &str = "SELECT profile_id,
+        CASE WHEN state = 'sent' THEN settled_ms ELSE due_ms END FROM sends
+    WHERE profile_id IN rarray(?2) AND channel = ?1
+      AND ((state = 'sent' AND settled_ms >= ?3)
+           OR state IN ('pending', 'leased', 'deferred', 'retrying'))";
+
 pub(crate) fn recent_sends_to(
     connection: &Connection,
     channel: &str,
@@ -120,12 +128,7 @@ pub(crate) fn recent_sends_to(
     );
     let mut recent: HashMap<String, Vec<i64>> = HashMap::new();
     let rows = connection
-        .prepare_cached(
-            "SELECT profile_id, CASE WHEN state = 'sent' THEN settled_ms ELSE due_ms END FROM sends
-             WHERE profile_id IN rarray(?2) AND channel = ?1
-               AND ((state = 'sent' AND settled_ms >= ?3)
-                    OR state IN ('pending', 'leased', 'deferred', 'retrying'))",
-        )?
+        .prepare_cached(RECENT_FOR_PROFILES)?
         .query_map(params![channel, ids, since_ms], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })?

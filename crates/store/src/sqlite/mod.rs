@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_consent_per_purpose.sql"),
     include_str!("../../migrations/sqlite/0003_events_and_nodes.sql"),
     include_str!("../../migrations/sqlite/0004_due_index_without_in_list.sql"),
+    include_str!("../../migrations/sqlite/0005_drop_unused_settled_by_campaign_index.sql"),
 ];
 
 /// The ledger's `purpose` for an entry that covers every purpose.

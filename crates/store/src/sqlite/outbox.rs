@@ -336,7 +336,7 @@ pub(super) const LEASE_DUE: &str = concat!(
     ORDER BY due_ms LIMIT ?5"
 );
 /// Picks sends whose lease expired before a request for them left.
-const LEASE_EXPIRED: &str = "SELECT rowid FROM sends
+pub(super) const LEASE_EXPIRED: &str = "SELECT rowid FROM sends
     WHERE channel = ?1 AND state = 'leased' AND lease_expires_ms <= ?4 AND written = 0
       AND (?6 IS NULL OR campaign = ?6)
     ORDER BY lease_expires_ms LIMIT ?5";
@@ -877,17 +877,19 @@ pub(crate) fn next_due(connection: &Connection, channel: &str) -> JobResult<Opti
     Ok(due)
 }
 
+/// The addresses a channel sent a template to since `?2`, with the last
+/// time (`sends_settled` serves it).
+pub(super) const RECENT_RECIPIENTS: &str = "SELECT address, MAX(settled_ms) FROM sends
+    WHERE channel = ?1 AND state = 'sent' AND settled_ms > ?2 AND content_kind = 'template'
+    GROUP BY address";
+
 pub(crate) fn recent_recipients(
     connection: &Connection,
     channel: &str,
     since: i64,
 ) -> JobResult<Vec<(String, i64)>> {
     Ok(connection
-        .prepare_cached(
-            "SELECT address, MAX(settled_ms) FROM sends
-             WHERE channel = ?1 AND state = 'sent' AND settled_ms > ?2 AND content_kind = 'template'
-             GROUP BY address",
-        )?
+        .prepare_cached(RECENT_RECIPIENTS)?
         .query_map(params![channel, since], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?

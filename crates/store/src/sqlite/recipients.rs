@@ -184,6 +184,10 @@ fn apply_effect(
     }
 }
 
+/// The send a platform's message id names (`sends_by_platform_id`
+/// serves it).
+pub(super) const BY_PLATFORM_ID: &str = "SELECT idempotency_key, delivery_state FROM sends WHERE channel = ?1 AND platform_message_id = ?2";
+
 fn record_status(
     connection: &Connection,
     channel: &str,
@@ -211,9 +215,7 @@ fn record_status(
     let mut found: Option<(String, Option<String>)> = None;
     if let Some(id) = platform_message_id {
         found = connection
-            .prepare_cached(
-                "SELECT idempotency_key, delivery_state FROM sends WHERE channel = ?1 AND platform_message_id = ?2",
-            )?
+            .prepare_cached(BY_PLATFORM_ID)?
             .query_row(params![channel, id], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
     }
