@@ -27,17 +27,44 @@ pub(crate) fn enqueue(
     decisions: &[DecisionRecord],
     now: i64,
 ) -> JobResult<Vec<Enqueued>> {
+    // Each statement is taken from the cache once for the whole chunk, not
+    // once per row: the cache hashes the statement's text at every take.
+    let mut insert = connection.prepare_cached(INSERT_SEND)?;
     let mut results = Vec::with_capacity(sends.len());
     for send in sends {
-        results.push(insert_send(connection, send, now)?);
+        results.push(insert_send_with(&mut insert, connection, send, now)?);
     }
+    drop(insert);
+    let mut record = connection.prepare_cached(RECORD_DECISION)?;
     for decision in crate::enqueue_decisions::worth_recording(sends, &results, decisions) {
-        record_decision(connection, decision)?;
+        write_decision(&mut record, decision)?;
     }
     Ok(results)
 }
 
+/// Queues one send under its idempotency key; a key already queued is
+/// left as it is.
+const INSERT_SEND: &str = "INSERT OR IGNORE INTO sends (idempotency_key, campaign, profile_id, line, channel, address, step,
+        purpose, content, content_kind, ttl_seconds, window_opener, deduplicates, state, due_ms,
+        deadline_ms, fallback, error_class, error_message, created_ms, updated_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?20, ?19, ?19)";
+
 fn insert_send(connection: &Connection, send: &NewSend, now: i64) -> JobResult<Enqueued> {
+    insert_send_with(
+        &mut connection.prepare_cached(INSERT_SEND)?,
+        connection,
+        send,
+        now,
+    )
+}
+
+/// [`insert_send`] with [`INSERT_SEND`] already prepared.
+fn insert_send_with(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    connection: &Connection,
+    send: &NewSend,
+    now: i64,
+) -> JobResult<Enqueued> {
     let content = serde_json::to_string(&send.message.content)?;
     let fallback = if send.fallback.is_empty() {
         None
@@ -49,35 +76,28 @@ fn insert_send(connection: &Connection, send: &NewSend, now: i64) -> JobResult<E
         None => (SendState::Pending, None),
     };
     let message = send.deferred_message.as_deref();
-    let inserted = connection
-        .prepare_cached(
-            "INSERT OR IGNORE INTO sends (idempotency_key, campaign, profile_id, line, channel, address, step,
-                purpose, content, content_kind, ttl_seconds, window_opener, deduplicates, state, due_ms,
-                deadline_ms, fallback, error_class, error_message, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?20, ?19, ?19)",
-        )?
-        .execute(params![
-            send.message.idempotency_key,
-            send.campaign,
-            send.profile_id,
-            send.line.map(|l| l as i64),
-            send.channel,
-            send.message.to,
-            send.step,
-            send.message.purpose.as_str(),
-            content,
-            send.message.content.kind(),
-            send.message.ttl_seconds,
-            send.window.map(WindowOpener::as_str),
-            send.deduplicates,
-            state.as_str(),
-            send.due_ms,
-            send.deadline_ms,
-            fallback,
-            class,
-            now,
-            message,
-        ])?;
+    let inserted = insert.execute(params![
+        send.message.idempotency_key,
+        send.campaign,
+        send.profile_id,
+        send.line.map(|l| l as i64),
+        send.channel,
+        send.message.to,
+        send.step,
+        send.message.purpose.as_str(),
+        content,
+        send.message.content.kind(),
+        send.message.ttl_seconds,
+        send.window.map(WindowOpener::as_str),
+        send.deduplicates,
+        state.as_str(),
+        send.due_ms,
+        send.deadline_ms,
+        fallback,
+        class,
+        now,
+        message,
+    ])?;
     if inserted == 1 {
         return Ok(Enqueued::Inserted);
     }
@@ -168,24 +188,33 @@ pub(crate) fn parse_state(name: &str) -> JobResult<SendState> {
         .ok_or_else(|| JobError::Corrupt(format!("unknown send state `{name}`")))
 }
 
+/// Records what was decided for a recipient of a campaign, replacing what
+/// was recorded before.
+const RECORD_DECISION: &str =
+    "INSERT INTO decisions (campaign, profile_id, channel, outcome, reason, detail, decided_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (campaign, profile_id) DO UPDATE SET channel = excluded.channel,
+       outcome = excluded.outcome, reason = excluded.reason, detail = excluded.detail,
+       decided_ms = excluded.decided_ms";
+
 pub(crate) fn record_decision(connection: &Connection, decision: &DecisionRecord) -> JobResult<()> {
-    connection
-        .prepare_cached(
-            "INSERT INTO decisions (campaign, profile_id, channel, outcome, reason, detail, decided_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (campaign, profile_id) DO UPDATE SET channel = excluded.channel,
-               outcome = excluded.outcome, reason = excluded.reason, detail = excluded.detail,
-               decided_ms = excluded.decided_ms",
-        )?
-        .execute(params![
-            decision.campaign,
-            decision.profile_id,
-            decision.channel,
-            decision.outcome,
-            decision.reason,
-            decision.detail,
-            decision.decided_ms,
-        ])?;
+    write_decision(&mut connection.prepare_cached(RECORD_DECISION)?, decision)
+}
+
+/// [`record_decision`] with [`RECORD_DECISION`] already prepared.
+fn write_decision(
+    record: &mut rusqlite::CachedStatement<'_>,
+    decision: &DecisionRecord,
+) -> JobResult<()> {
+    record.execute(params![
+        decision.campaign,
+        decision.profile_id,
+        decision.channel,
+        decision.outcome,
+        decision.reason,
+        decision.detail,
+        decision.decided_ms,
+    ])?;
     Ok(())
 }
 
@@ -651,6 +680,49 @@ fn settle_one(
     }
 }
 
+/// A settlement's statement: `$sets` for its outcome, then the lease's
+/// release; `?1` is the row and `?$now` the time.
+macro_rules! settlement {
+    ($sets:literal, $now:literal) => {
+        concat!(
+            "UPDATE sends SET ",
+            $sets,
+            ", lease_owner = NULL, lease_expires_ms = NULL, written = 0, settled_by = lease_owner, settled_ms = ?",
+            $now,
+            ", updated_ms = ?",
+            $now,
+            " WHERE rowid = ?1"
+        )
+    };
+}
+
+const SETTLE_SENT: &str = settlement!(
+    "state = 'sent', platform_message_id = ?2, error_class = NULL, error_message = NULL, delivery_state = COALESCE(delivery_state, 'accepted')",
+    3
+);
+const SETTLE_FAILED: &str = settlement!(
+    "state = 'failed', error_class = ?2, error_message = ?3, rate_limited = rate_limited + ?4",
+    5
+);
+const SETTLE_UNCERTAIN: &str = settlement!(
+    "state = 'uncertain', error_class = 'uncertain', error_message = ?2",
+    3
+);
+const SETTLE_DEFERRED: &str = settlement!(
+    "state = 'deferred', due_ms = ?2, error_class = ?3, error_message = ?4, rate_limited = rate_limited + ?5",
+    6
+);
+const SETTLE_RETRYING: &str = settlement!(
+    "state = 'retrying', due_ms = ?2, error_class = ?3, error_message = ?4, rate_limited = rate_limited + ?5",
+    6
+);
+const SETTLE_RELEASED: &str = settlement!(
+    "state = 'retrying', due_ms = ?2, attempts = MAX(attempts - 1, 0)",
+    3
+);
+const SETTLE_SKIPPED: &str =
+    settlement!("state = 'skipped', error_class = ?2, error_message = ?3", 4);
+
 /// Settle a send its owner holds (`held`). `early` holds the statuses that
 /// arrived before it was settled (see [`early_statuses`]).
 fn settle_held(
@@ -663,126 +735,96 @@ fn settle_held(
     let key = settlement.key.as_str();
     let row = held.rowid;
     let rate_limited = i64::from(settlement.rate_limited);
-    // Every statement below binds `now` as its last parameter, `?N`.
-    let release = |now_param: usize| {
-        format!(
-            "lease_owner = NULL, lease_expires_ms = NULL, written = 0, settled_by = lease_owner, settled_ms = ?{now_param}"
-        )
-    };
-    let (outcome, reason, detail): (&str, Option<String>, Option<String>) = match &settlement
-        .outcome
-    {
-        Outcome::Sent {
-            platform_message_id,
-            duplicate,
-        } => {
-            connection
-                .prepare_cached(&format!(
-                    "UPDATE sends SET state = 'sent', platform_message_id = ?2, error_class = NULL,
-                        error_message = NULL, delivery_state = COALESCE(delivery_state, 'accepted'),
-                        {release}, updated_ms = ?3 WHERE rowid = ?1",
-                    release = release(3)
-                ))?
-                .execute(params![row, platform_message_id, now])?;
-            let best = early.get(held.channel.as_str()).and_then(|by_ref| {
-                [Some(key), platform_message_id.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| by_ref.get(r))
-                    .max_by_key(|state| state.rank())
-            });
-            if let Some(best) = best {
-                connection
-                    .prepare_cached("UPDATE sends SET delivery_state = ?2 WHERE rowid = ?1")?
-                    .execute(params![row, best.as_str()])?;
-            }
-            if let Some(opener) = &held.window {
-                connection
-                    .prepare_cached(
-                        "UPDATE conversation_windows SET free_form_sent = free_form_sent + 1
+    let (outcome, reason, detail): (&str, Option<String>, Option<String>) =
+        match &settlement.outcome {
+            Outcome::Sent {
+                platform_message_id,
+                duplicate,
+            } => {
+                connection.prepare_cached(SETTLE_SENT)?.execute(params![
+                    row,
+                    platform_message_id,
+                    now
+                ])?;
+                let best = early.get(held.channel.as_str()).and_then(|by_ref| {
+                    [Some(key), platform_message_id.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| by_ref.get(r))
+                        .max_by_key(|state| state.rank())
+                });
+                if let Some(best) = best {
+                    connection
+                        .prepare_cached("UPDATE sends SET delivery_state = ?2 WHERE rowid = ?1")?
+                        .execute(params![row, best.as_str()])?;
+                }
+                if let Some(opener) = &held.window {
+                    connection
+                        .prepare_cached(
+                            "UPDATE conversation_windows SET free_form_sent = free_form_sent + 1
                          WHERE channel = ?1 AND address = ?2 AND opener = ?3",
-                    )?
-                    .execute(params![held.channel, held.address, opener])?;
+                        )?
+                        .execute(params![held.channel, held.address, opener])?;
+                }
+                let outcome = if *duplicate { "already_sent" } else { "sent" };
+                (outcome, None, platform_message_id.clone())
             }
-            let outcome = if *duplicate { "already_sent" } else { "sent" };
-            (outcome, None, platform_message_id.clone())
-        }
-        Outcome::Failed { class, message } => {
-            connection
-                .prepare_cached(&format!(
-                    "UPDATE sends SET state = 'failed', error_class = ?2, error_message = ?3,
-                        rate_limited = rate_limited + ?4, {release}, updated_ms = ?5
-                     WHERE rowid = ?1",
-                    release = release(5)
-                ))?
-                .execute(params![row, class, message, rate_limited, now])?;
-            ("failed", Some(class.clone()), Some(message.clone()))
-        }
-        Outcome::Uncertain { message } => {
-            connection
-                .prepare_cached(&format!(
-                    "UPDATE sends SET state = 'uncertain', error_class = 'uncertain', error_message = ?2,
-                        {release}, updated_ms = ?3 WHERE rowid = ?1",
-                    release = release(3)
-                ))?
-                .execute(params![row, message, now])?;
-            ("uncertain", None, Some(message.clone()))
-        }
-        Outcome::Deferred {
-            due_ms,
-            reason,
-            message,
-        } => {
-            connection
-                .prepare_cached(&format!(
-                    "UPDATE sends SET state = 'deferred', due_ms = ?2, error_class = ?3, error_message = ?4,
-                        rate_limited = rate_limited + ?5, {release}, updated_ms = ?6
-                     WHERE rowid = ?1",
-                    release = release(6)
-                ))?
-                .execute(params![row, due_ms, reason, message, rate_limited, now])?;
-            ("deferred", Some(reason.clone()), Some(message.clone()))
-        }
-        Outcome::Retrying {
-            due_ms,
-            class,
-            message,
-        } => {
-            connection
-                .prepare_cached(&format!(
-                    "UPDATE sends SET state = 'retrying', due_ms = ?2, error_class = ?3, error_message = ?4,
-                        rate_limited = rate_limited + ?5, {release}, updated_ms = ?6
-                     WHERE rowid = ?1",
-                    release = release(6)
-                ))?
-                .execute(params![row, due_ms, class, message, rate_limited, now])?;
-            return Ok(Settle::Applied);
-        }
-        Outcome::Released { due_ms } => {
-            connection
-                .prepare_cached(&format!(
-                    "UPDATE sends SET state = 'retrying', due_ms = ?2, attempts = MAX(attempts - 1, 0),
-                        {release}, updated_ms = ?3 WHERE rowid = ?1",
-                    release = release(3)
-                ))?
-                .execute(params![row, due_ms, now])?;
-            return Ok(Settle::Applied);
-        }
-        Outcome::Skipped { reason, message } => {
-            connection
-                .prepare_cached(&format!(
-                    "UPDATE sends SET state = 'skipped', error_class = ?2, error_message = ?3,
-                        {release}, updated_ms = ?4 WHERE rowid = ?1",
-                    release = release(4)
-                ))?
-                .execute(params![row, reason.code(), message, now])?;
-            (
-                "skipped",
-                Some(reason.code().to_owned()),
-                Some(message.clone()),
-            )
-        }
-    };
+            Outcome::Failed { class, message } => {
+                connection.prepare_cached(SETTLE_FAILED)?.execute(params![
+                    row,
+                    class,
+                    message,
+                    rate_limited,
+                    now
+                ])?;
+                ("failed", Some(class.clone()), Some(message.clone()))
+            }
+            Outcome::Uncertain { message } => {
+                connection
+                    .prepare_cached(SETTLE_UNCERTAIN)?
+                    .execute(params![row, message, now])?;
+                ("uncertain", None, Some(message.clone()))
+            }
+            Outcome::Deferred {
+                due_ms,
+                reason,
+                message,
+            } => {
+                connection
+                    .prepare_cached(SETTLE_DEFERRED)?
+                    .execute(params![row, due_ms, reason, message, rate_limited, now])?;
+                ("deferred", Some(reason.clone()), Some(message.clone()))
+            }
+            Outcome::Retrying {
+                due_ms,
+                class,
+                message,
+            } => {
+                connection
+                    .prepare_cached(SETTLE_RETRYING)?
+                    .execute(params![row, due_ms, class, message, rate_limited, now])?;
+                return Ok(Settle::Applied);
+            }
+            Outcome::Released { due_ms } => {
+                connection
+                    .prepare_cached(SETTLE_RELEASED)?
+                    .execute(params![row, due_ms, now])?;
+                return Ok(Settle::Applied);
+            }
+            Outcome::Skipped { reason, message } => {
+                connection.prepare_cached(SETTLE_SKIPPED)?.execute(params![
+                    row,
+                    reason.code(),
+                    message,
+                    now
+                ])?;
+                (
+                    "skipped",
+                    Some(reason.code().to_owned()),
+                    Some(message.clone()),
+                )
+            }
+        };
     if let Some(change) = &settlement.consent {
         connection
             .prepare_cached(
