@@ -102,11 +102,16 @@ fn configure(connection: &Connection, database: &Path) -> StoreResult<()> {
         connection.busy_timeout(BUSY_TIMEOUT)?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        // The outbox's indexes are touched at random as sends move through
-        // their states: keep them in memory (64 MiB page cache per
-        // connection) rather than reading the same pages back again and
-        // again, and read through a memory map instead of copying.
-        connection.pragma_update(None, "cache_size", -64 * 1024)?;
+        // A small page cache (4 MiB per connection); pages past it are
+        // read through a memory map rather than copied. A larger cache
+        // costs more than it saves: when a b-tree split renumbers sibling
+        // pages, SQLite parks one under the locking page's number (page
+        // 262,145), and at the next commit the page cache, seeing a page
+        // past the end of the file, walks every page it holds to drop
+        // it. With 64 MiB that walk was 4 % of `switchboard send`'s CPU
+        // and a settlement cost a third more (docs/benchmarks.md, ninth
+        // round).
+        connection.pragma_update(None, "cache_size", -4 * 1024)?;
         connection.pragma_update(None, "mmap_size", 1024 * 1024 * 1024)?;
         connection.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoint the write-ahead log every 16k pages (64 MiB) rather
