@@ -57,7 +57,7 @@ fn send(i: usize) -> NewSend {
             attempt: 1,
         },
         campaign: CAMPAIGN.into(),
-        profile_id: format!("b{i:07}"),
+        profile_id: profile_id(i),
         line: Some(i as u64 + 2),
         channel: "whatsapp".into(),
         step: 0,
@@ -71,6 +71,13 @@ fn send(i: usize) -> NewSend {
     }
 }
 
+/// A customer data platform's id for recipient `i`: ids arrive in no
+/// order (UUIDs, hashed emails), so their decision rows land all over the
+/// decisions table's key index, as in production.
+fn profile_id(i: usize) -> String {
+    format!("p{:016x}", mix(!(i as u64)))
+}
+
 /// SplitMix64: spreads the keys over the index as hashes do.
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -82,7 +89,7 @@ fn mix(mut z: u64) -> u64 {
 fn decision(i: usize) -> DecisionRecord {
     DecisionRecord {
         campaign: CAMPAIGN.into(),
-        profile_id: format!("b{i:07}"),
+        profile_id: profile_id(i),
         channel: Some("whatsapp".into()),
         outcome: "enqueued".into(),
         reason: None,
@@ -162,7 +169,12 @@ fn main() {
                     Settlement {
                         key,
                         outcome: Outcome::Sent {
-                            platform_message_id: Some(format!("wamid.{platform_id:020}")),
+                            // Platform ids are opaque and in no order.
+                            platform_message_id: Some(format!(
+                                "wamid.{:016x}{:016x}",
+                                mix(platform_id),
+                                mix(platform_id << 1)
+                            )),
                             duplicate: false,
                         },
                         consent: None,
