@@ -103,14 +103,14 @@ fn configure(connection: &Connection, database: &Path) -> StoreResult<()> {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         // A small page cache (4 MiB per connection); pages past it are
-        // read through a memory map rather than copied. A larger cache
+        // read again, from the memory map or the write-ahead log. A larger cache
         // costs more than it saves: when a b-tree split renumbers sibling
         // pages, SQLite parks one under the locking page's number (page
         // 262,145), and at the next commit the page cache, seeing a page
         // past the end of the file, walks every page it holds to drop
         // it. With 64 MiB that walk was 4 % of `switchboard send`'s CPU
-        // and a settlement cost a third more (docs/benchmarks.md, ninth
-        // round).
+        // and a settlement cost about a third more in the outbox bench
+        // (docs/benchmarks.md, ninth round).
         connection.pragma_update(None, "cache_size", -4 * 1024)?;
         connection.pragma_update(None, "mmap_size", 1024 * 1024 * 1024)?;
         connection.pragma_update(None, "temp_store", "MEMORY")?;

@@ -680,48 +680,35 @@ fn settle_one(
     }
 }
 
-/// A settlement's statement: `$sets` for its outcome, then the lease's
-/// release; `?1` is the row and `?$now` the time.
+/// A settlement's statement: `$sets` for its outcome (its own parameters
+/// from `?3`), then the lease's release; `?1` is the row and `?2` the time.
 macro_rules! settlement {
-    ($sets:literal, $now:literal) => {
+    ($sets:literal) => {
         concat!(
             "UPDATE sends SET ",
             $sets,
-            ", lease_owner = NULL, lease_expires_ms = NULL, written = 0, settled_by = lease_owner, settled_ms = ?",
-            $now,
-            ", updated_ms = ?",
-            $now,
-            " WHERE rowid = ?1"
+            ", lease_owner = NULL, lease_expires_ms = NULL, written = 0, settled_by = lease_owner, settled_ms = ?2, updated_ms = ?2 WHERE rowid = ?1"
         )
     };
 }
 
 const SETTLE_SENT: &str = settlement!(
-    "state = 'sent', platform_message_id = ?2, error_class = NULL, error_message = NULL, delivery_state = COALESCE(delivery_state, 'accepted')",
-    3
+    "state = 'sent', platform_message_id = ?3, error_class = NULL, error_message = NULL, delivery_state = COALESCE(delivery_state, 'accepted')"
 );
 const SETTLE_FAILED: &str = settlement!(
-    "state = 'failed', error_class = ?2, error_message = ?3, rate_limited = rate_limited + ?4",
-    5
+    "state = 'failed', error_class = ?3, error_message = ?4, rate_limited = rate_limited + ?5"
 );
-const SETTLE_UNCERTAIN: &str = settlement!(
-    "state = 'uncertain', error_class = 'uncertain', error_message = ?2",
-    3
-);
+const SETTLE_UNCERTAIN: &str =
+    settlement!("state = 'uncertain', error_class = 'uncertain', error_message = ?3");
 const SETTLE_DEFERRED: &str = settlement!(
-    "state = 'deferred', due_ms = ?2, error_class = ?3, error_message = ?4, rate_limited = rate_limited + ?5",
-    6
+    "state = 'deferred', due_ms = ?3, error_class = ?4, error_message = ?5, rate_limited = rate_limited + ?6"
 );
 const SETTLE_RETRYING: &str = settlement!(
-    "state = 'retrying', due_ms = ?2, error_class = ?3, error_message = ?4, rate_limited = rate_limited + ?5",
-    6
+    "state = 'retrying', due_ms = ?3, error_class = ?4, error_message = ?5, rate_limited = rate_limited + ?6"
 );
-const SETTLE_RELEASED: &str = settlement!(
-    "state = 'retrying', due_ms = ?2, attempts = MAX(attempts - 1, 0)",
-    3
-);
-const SETTLE_SKIPPED: &str =
-    settlement!("state = 'skipped', error_class = ?2, error_message = ?3", 4);
+const SETTLE_RELEASED: &str =
+    settlement!("state = 'retrying', due_ms = ?3, attempts = MAX(attempts - 1, 0)");
+const SETTLE_SKIPPED: &str = settlement!("state = 'skipped', error_class = ?3, error_message = ?4");
 
 /// Settle a send its owner holds (`held`). `early` holds the statuses that
 /// arrived before it was settled (see [`early_statuses`]).
@@ -743,8 +730,8 @@ fn settle_held(
             } => {
                 connection.prepare_cached(SETTLE_SENT)?.execute(params![
                     row,
-                    platform_message_id,
-                    now
+                    now,
+                    platform_message_id
                 ])?;
                 let best = early.get(held.channel.as_str()).and_then(|by_ref| {
                     [Some(key), platform_message_id.as_deref()]
@@ -772,17 +759,17 @@ fn settle_held(
             Outcome::Failed { class, message } => {
                 connection.prepare_cached(SETTLE_FAILED)?.execute(params![
                     row,
+                    now,
                     class,
                     message,
-                    rate_limited,
-                    now
+                    rate_limited
                 ])?;
                 ("failed", Some(class.clone()), Some(message.clone()))
             }
             Outcome::Uncertain { message } => {
                 connection
                     .prepare_cached(SETTLE_UNCERTAIN)?
-                    .execute(params![row, message, now])?;
+                    .execute(params![row, now, message])?;
                 ("uncertain", None, Some(message.clone()))
             }
             Outcome::Deferred {
@@ -792,7 +779,7 @@ fn settle_held(
             } => {
                 connection
                     .prepare_cached(SETTLE_DEFERRED)?
-                    .execute(params![row, due_ms, reason, message, rate_limited, now])?;
+                    .execute(params![row, now, due_ms, reason, message, rate_limited])?;
                 ("deferred", Some(reason.clone()), Some(message.clone()))
             }
             Outcome::Retrying {
@@ -802,21 +789,21 @@ fn settle_held(
             } => {
                 connection
                     .prepare_cached(SETTLE_RETRYING)?
-                    .execute(params![row, due_ms, class, message, rate_limited, now])?;
+                    .execute(params![row, now, due_ms, class, message, rate_limited])?;
                 return Ok(Settle::Applied);
             }
             Outcome::Released { due_ms } => {
                 connection
                     .prepare_cached(SETTLE_RELEASED)?
-                    .execute(params![row, due_ms, now])?;
+                    .execute(params![row, now, due_ms])?;
                 return Ok(Settle::Applied);
             }
             Outcome::Skipped { reason, message } => {
                 connection.prepare_cached(SETTLE_SKIPPED)?.execute(params![
                     row,
+                    now,
                     reason.code(),
-                    message,
-                    now
+                    message
                 ])?;
                 (
                     "skipped",
