@@ -16,15 +16,21 @@ use switchboard_e2e::adapter_packages;
 use switchboard_runtime::{AdapterRuntime, CallError, ChannelGrant, SandboxLimits};
 use switchboard_simulator::{Simulator, SimulatorConfig, SimulatorHandle};
 
+/// [`runtime_with_limits`] with [`sandbox_limits`].
 pub async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
-    runtime_with_limits(SandboxLimits {
+    runtime_with_limits(sandbox_limits()).await
+}
+
+/// Tighter limits than the host's defaults, so that a guest that loops or
+/// hoards is stopped within a fraction of a second.
+pub fn sandbox_limits() -> SandboxLimits {
+    SandboxLimits {
         memory_bytes: 32 * 1024 * 1024,
         cpu_budget: Duration::from_millis(300),
         call_timeout: Duration::from_secs(10),
         http_timeout: Duration::from_secs(5),
         ..SandboxLimits::default()
-    })
-    .await
+    }
 }
 
 /// [`runtime_with_simulator`] with the given sandbox limits.
