@@ -137,17 +137,7 @@ async fn numeric_loopback_and_special_range_hosts_are_refused_even_when_declared
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_an_adapter_makes_the_host_hold_is_bounded() {
-    // The floods below cost real CPU, the host's share included (3,000
-    // request starts, 100,000 log calls): on a slow machine that came to
-    // more than the 300 ms the other sandbox tests allow, and the call was
-    // stopped by its CPU budget before it reached the bound this test is
-    // about. The CPU budget has its own tests above.
-    let (runtime, simulator) = runtime_with_limits(SandboxLimits {
-        cpu_budget: Duration::from_secs(30),
-        call_timeout: Duration::from_secs(60),
-        ..sandbox_limits()
-    })
-    .await;
+    let (runtime, simulator) = runtime_for_bounds().await;
     let limits = SandboxLimits::default();
 
     let error = hostile_send(&runtime, "flood").await;
@@ -268,7 +258,7 @@ fn hostile_webhook(action: &str) -> switchboard_contract::model::HttpRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_answers_past_the_host_bounds_fail_the_call() {
-    let (runtime, simulator) = runtime_with_simulator().await;
+    let (runtime, simulator) = runtime_for_bounds().await;
     let adapter = runtime.get("hostile").unwrap();
     for (action, bound) in [
         ("events", "max_webhook_events"),

@@ -21,6 +21,22 @@ pub async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
     runtime_with_limits(sandbox_limits()).await
 }
 
+/// [`runtime_with_limits`] for a test of a bound other than CPU time: the
+/// tight limits of [`sandbox_limits`] with a CPU budget of 30 s. The floods
+/// such a test sends (3,000 request starts, 100,000 log calls) cost real
+/// CPU, the host's share included: 50–75 ms on one machine, and more than
+/// 300 ms on a slower, busier one, where the call was stopped by its CPU
+/// budget before it reached the bound under test. The CPU budget has tests
+/// of its own.
+pub async fn runtime_for_bounds() -> (AdapterRuntime, SimulatorHandle) {
+    runtime_with_limits(SandboxLimits {
+        cpu_budget: Duration::from_secs(30),
+        call_timeout: Duration::from_secs(60),
+        ..sandbox_limits()
+    })
+    .await
+}
+
 /// Tighter limits than the host's defaults, so that a guest that loops or
 /// hoards is stopped within a fraction of a second.
 pub fn sandbox_limits() -> SandboxLimits {
