@@ -24,7 +24,7 @@ pub async fn runtime_with_simulator() -> (AdapterRuntime, SimulatorHandle) {
 /// [`runtime_with_limits`] for a test of a bound other than CPU time: the
 /// tight limits of [`sandbox_limits`] with a CPU budget of 30 s. The floods
 /// such a test sends (3,000 request starts, 100,000 log calls) cost real
-/// CPU, the host's share included: 50–75 ms on one machine, and more than
+/// CPU, the host's share included: 49–76 ms on one machine, and more than
 /// 300 ms on a slower, busier one, where the call was stopped by its CPU
 /// budget before it reached the bound under test. The CPU budget has tests
 /// of its own.
