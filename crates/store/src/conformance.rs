@@ -138,6 +138,7 @@ conformance!(
     a_key_twice_in_one_batch_is_enqueued_and_settled_once,
     decisions_are_replaced_per_profile,
     a_rerun_keeps_what_a_settled_send_decided,
+    a_large_enqueue_keeps_its_order_and_every_decision,
     listings_filter_and_order_sends,
     only_the_lease_owner_marks_written_and_next_due_sees_leases,
     recent_recipients_count_sent_templates,
@@ -1215,6 +1216,99 @@ async fn a_rerun_keeps_what_a_settled_send_decided(backend: &dyn Backend) {
     assert_eq!(outcome("p-k1").await, ("sent".to_owned(), 3));
     assert_eq!(outcome("p-k2").await, ("enqueued".to_owned(), 1));
     assert_eq!(outcome("p-k3").await, ("enqueued".to_owned(), 4));
+}
+
+/// An audience chunk larger than one write (the SQLite store writes 100
+/// sends per transaction): the results come back in the order of the
+/// sends, every recipient's decision is recorded, skipped ones included,
+/// and a re-run still keeps what a settled send decided.
+async fn a_large_enqueue_keeps_its_order_and_every_decision(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let decided = |profile: String, outcome: &str, at| DecisionRecord {
+        campaign: "winback".into(),
+        profile_id: profile,
+        channel: Some("whatsapp".into()),
+        outcome: outcome.into(),
+        reason: (outcome == "skipped").then(|| "no_consent".to_owned()),
+        detail: None,
+        decided_ms: at,
+    };
+    let key = |i: usize| format!("k{i:03}");
+    // Sends and decisions interleaved as an audience gives them: every
+    // tenth recipient is skipped and has a decision but no send.
+    let plan = |count: usize, at: i64| {
+        let mut sends = Vec::new();
+        let mut decisions = Vec::new();
+        for i in 0..count {
+            if i % 10 == 9 {
+                decisions.push(decided(format!("skipped-{i}"), "skipped", at));
+            } else {
+                sends.push(send(&key(i), "whatsapp", false));
+                decisions.push(decided(format!("p-{}", key(i)), "enqueued", at));
+            }
+        }
+        (sends, decisions)
+    };
+    let (sends, decisions) = plan(150, 1);
+    let first = store.enqueue(sends, decisions).await.unwrap();
+    assert_eq!(first.len(), 135);
+    assert!(first.iter().all(|r| matches!(r, Enqueued::Inserted)));
+    let claimed = store.claim(claim("whatsapp", "a", 1, 2)).await.unwrap();
+    let settled_key = claimed[0].message.idempotency_key.clone();
+    let settled_number: usize = settled_key[1..].parse().unwrap();
+    store
+        .settle("a", vec![sent(&settled_key)], 3)
+        .await
+        .unwrap();
+
+    // The re-run covers the first 150 again and 250 more.
+    let (sends, decisions) = plan(400, 4);
+    let planned: Vec<String> = sends
+        .iter()
+        .map(|s| s.message.idempotency_key.clone())
+        .collect();
+    let again = store.enqueue(sends, decisions).await.unwrap();
+    assert_eq!(again.len(), planned.len());
+    for (position, (key, result)) in planned.iter().zip(&again).enumerate() {
+        let number: usize = key[1..].parse().unwrap();
+        match result {
+            Enqueued::Existing { state, .. } => {
+                assert!(number < 150, "{key} at {position} was not queued before");
+                let expected = if number == settled_number {
+                    SendState::Sent
+                } else {
+                    SendState::Pending
+                };
+                assert_eq!(*state, expected, "{key}");
+            }
+            Enqueued::Inserted => assert!(number >= 150, "{key} at {position} was queued"),
+        }
+    }
+    let outcome = |profile: String| {
+        let store = &store;
+        async move {
+            let decisions = store.decisions_for(&profile).await.unwrap();
+            assert_eq!(decisions.len(), 1, "{profile}: {decisions:?}");
+            (decisions[0].outcome.clone(), decisions[0].decided_ms)
+        }
+    };
+    assert_eq!(
+        outcome(format!("p-{settled_key}")).await,
+        ("sent".into(), 3)
+    );
+    let waiting = if settled_number == 1 { 2 } else { 1 };
+    assert_eq!(
+        outcome(format!("p-{}", key(waiting))).await,
+        ("enqueued".into(), 1)
+    );
+    assert_eq!(
+        outcome(format!("p-{}", key(398))).await,
+        ("enqueued".into(), 4)
+    );
+    assert_eq!(outcome("skipped-389".into()).await, ("skipped".into(), 4));
+    assert_eq!(outcome("skipped-9".into()).await, ("skipped".into(), 4));
+    let counts = store.campaign_counts("winback").await.unwrap();
+    assert_eq!(counts.decisions.values().sum::<u64>(), 400, "{counts:?}");
 }
 
 async fn listings_filter_and_order_sends(backend: &dyn Backend) {

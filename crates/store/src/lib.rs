@@ -80,7 +80,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- outbox --------------------------------------------------------
 
     /// Put sends in the outbox (a key already there is left alone and
-    /// reported) and record the decisions, in one transaction.
+    /// reported) and record the decisions. A recipient's sends and
+    /// decisions are committed together; a large enqueue may be committed
+    /// in several transactions, in order (the SQLite store writes pieces of
+    /// 100 sends, so that deliveries pass between them). Enqueueing is
+    /// idempotent: after a failure part way, the same call again completes
+    /// it.
     async fn enqueue(
         &self,
         sends: Vec<NewSend>,

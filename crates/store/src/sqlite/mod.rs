@@ -40,6 +40,12 @@ const MIGRATIONS: &[&str] = &[
 /// The ledger's `purpose` for an entry that covers every purpose.
 pub(crate) const ALL_PURPOSES: &str = "*";
 
+/// The most sends (with their recipients' decisions) one transaction of a
+/// large enqueue writes. A piece holds the writer for about 3 ms, so a
+/// claim or write-ahead mark waits at most that long behind an audience
+/// being enqueued, not the 30 ms of a whole chunk of 1,000.
+const ENQUEUE_PIECE: usize = 100;
+
 /// How long a write waits for another process holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -203,11 +209,28 @@ impl Store for SqliteStore {
         decisions: Vec<DecisionRecord>,
     ) -> StoreResult<Vec<Enqueued>> {
         let now = now_ms();
-        self.writer
-            .call("enqueueing sends", move |c| {
+        if sends.len() <= ENQUEUE_PIECE && decisions.len() <= ENQUEUE_PIECE {
+            return self
+                .writer
+                .call("enqueueing sends", move |c| {
+                    outbox::enqueue(c, &sends, &decisions, now)
+                })
+                .await;
+        }
+        // A large enqueue goes in pieces, each a bulk job of its own (see
+        // `thread.rs`), so that claims, marks and settlements pass between
+        // them. All are queued at once, and bulk jobs run in order.
+        let pieces = crate::enqueue_decisions::pieces(sends, decisions, ENQUEUE_PIECE);
+        let writes = pieces.into_iter().map(|(sends, decisions)| {
+            self.writer.call_bulk("enqueueing sends", move |c| {
                 outbox::enqueue(c, &sends, &decisions, now)
             })
-            .await
+        });
+        let mut results = Vec::new();
+        for piece in futures::future::join_all(writes).await {
+            results.extend(piece?);
+        }
+        Ok(results)
     }
 
     async fn claim(&self, request: ClaimRequest) -> StoreResult<Vec<ClaimedSend>> {
