@@ -13,6 +13,10 @@
 //!
 //! A campaign with a `[trigger]` table takes no audience: it is recorded
 //! as `listening` (201) and acts on `POST /api/events` until cancelled.
+//!
+//! A campaign is recorded as `enqueueing` before its audience is read, so
+//! a host killed part way finds it when it starts again and finishes the
+//! enqueue ([`resume_interrupted`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -96,14 +100,38 @@ pub async fn submit(State(state): State<AppState>, Json(submission): Json<Submis
         name: campaign.name.clone(),
         definition: submission.campaign,
         audience: audience.display().to_string(),
-        state: "enqueueing".into(),
+        state: ENQUEUEING.into(),
         created_ms: now_ms(),
     };
     if let Err(error) = state.store.put_campaign(record.clone()).await {
         return store_error(error);
     }
     let name = campaign.name.clone();
+    enqueue_in_background(state, campaign, record, reader);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "campaign": name,
+            "status": format!("/api/campaigns/{name}"),
+        })),
+    )
+        .into_response()
+}
+
+/// The state of a campaign whose audience is being enqueued. A host that
+/// stops part way leaves it so, and takes it up again when it starts.
+const ENQUEUEING: &str = "enqueueing";
+
+/// Enqueue `campaign`'s audience on a task of its own, then record how it
+/// ended in the campaign's state (`enqueued`, or `failed: …`).
+fn enqueue_in_background(
+    state: AppState,
+    campaign: campaign::Campaign,
+    record: CampaignRecord,
+    reader: AudienceReader,
+) {
     tokio::spawn(async move {
+        let infos = channel_infos(&state.runtime);
         let engine = std::sync::Arc::clone(&state.engine);
         let wake = move |channels: &HashSet<String>| {
             for channel in channels {
@@ -133,6 +161,7 @@ pub async fn submit(State(state): State<AppState>, Json(submission): Json<Submis
                     campaign = %campaign.name,
                     recipients = report.recipients,
                     enqueued = report.inserted,
+                    already_queued = report.already_queued,
                     row_problems = report.row_problems,
                     "campaign enqueued"
                 );
@@ -151,14 +180,51 @@ pub async fn submit(State(state): State<AppState>, Json(submission): Json<Submis
             tracing::error!(%error, "could not record the campaign's state");
         }
     });
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "campaign": name,
-            "status": format!("/api/campaigns/{name}"),
-        })),
-    )
-        .into_response()
+}
+
+/// Take up again the campaigns a host stopped enqueueing (killed, or the
+/// machine went down): their state still says so. Enqueueing is idempotent,
+/// so the recipients already in the outbox are left as they are and the
+/// rest are added. A campaign that cannot be taken up (its audience file is
+/// not on this host, which happens when another node received the upload,
+/// or its definition no longer fits the loaded channels) keeps its state,
+/// and a warning says why. Returns the campaigns taken up.
+pub async fn resume_interrupted(state: &AppState) -> Vec<String> {
+    let records = match state.store.campaigns().await {
+        Ok(records) => records,
+        Err(error) => {
+            tracing::error!(%error, "could not list the campaigns to take up interrupted ones");
+            return Vec::new();
+        }
+    };
+    let mut resumed = Vec::new();
+    for record in records.into_iter().filter(|r| r.state == ENQUEUEING) {
+        let source = PathBuf::from(format!("campaign {}", record.name));
+        let audience = PathBuf::from(&record.audience);
+        let prepared = campaign::parse_campaign(&source, &record.definition)
+            .map_err(|error| vec![error.to_string()])
+            .and_then(|campaign| {
+                let reader = AudienceReader::open(&audience).map_err(|e| vec![e.to_string()])?;
+                let infos = channel_infos(&state.runtime);
+                campaign
+                    .validate(&source, &infos, reader.columns())
+                    .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+                Ok((campaign, reader))
+            });
+        match prepared {
+            Ok((campaign, reader)) => {
+                tracing::info!(campaign = %record.name, audience = %audience.display(), "taking up a campaign whose enqueueing was interrupted");
+                resumed.push(record.name.clone());
+                enqueue_in_background(state.clone(), campaign, record, reader);
+            }
+            Err(problems) => tracing::warn!(
+                campaign = %record.name,
+                problems = %problems.join("; "),
+                "a campaign's enqueueing was interrupted and cannot be taken up on this host; it stays `enqueueing`"
+            ),
+        }
+    }
+    resumed
 }
 
 /// A triggered campaign: checked against the loaded channels, recorded as
@@ -220,7 +286,7 @@ pub async fn status(State(state): State<AppState>, Path(name): Path<String>) -> 
             "audience": record.audience,
             "created_ms": record.created_ms,
             "open": counts.open(),
-            "settled": counts.unsettled() == 0 && record.state != "enqueueing",
+            "settled": counts.unsettled() == 0 && record.state != ENQUEUEING,
             "sends": counts.by_state,
             "reasons": counts.by_reason,
             "fell_back": counts.fell_back,

@@ -194,6 +194,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )),
                 triggers: Arc::default(),
             };
+            let resumed = server::campaigns::resume_interrupted(&state).await;
+            if !resumed.is_empty() {
+                println!(
+                    "taking up the enqueueing of {} (interrupted when the host last stopped)",
+                    resumed.join(", ")
+                );
+            }
             let limits = server::listener::ListenerLimits {
                 header_timeout: Duration::from_millis(server.header_timeout_ms),
                 body_timeout: Duration::from_millis(server.body_timeout_ms),

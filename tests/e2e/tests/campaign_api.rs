@@ -268,3 +268,73 @@ async fn retries_and_deferrals_pending_when_serve_is_killed_go_out_once_after_re
     }
     serve.kill();
 }
+
+/// `serve` killed with SIGKILL while it is still enqueueing an uploaded
+/// audience: the campaign stays `enqueueing`, and the next host to start
+/// takes it up, enqueues the recipients the first did not reach, and
+/// everyone gets the message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart() {
+    const RECIPIENTS: usize = 10_000;
+    // Leases short enough that the sends the killed host held are taken
+    // over soon.
+    let setup = Setup::start(
+        "messages_per_second = 1000000\n\n[dispatch]\nlease_ms = 5000\n\n[sandbox]\ncall_timeout_ms = 3000\n",
+    )
+    .await;
+    let serve = ServeProcess::start(&setup.config());
+    let client = switchboard_e2e::admin_client();
+    submit(
+        &client,
+        &serve.admin_url,
+        WINBACK,
+        &audience("e", 0, RECIPIENTS),
+    )
+    .await;
+    // Killed once the first chunks are in the outbox.
+    let total = |s: &Value| -> u64 {
+        s["sends"]
+            .as_object()
+            .map_or(0, |states| states.values().filter_map(Value::as_u64).sum())
+    };
+    watch(&client, &serve.admin_url, "api-winback", |s| total(s) > 0).await;
+    serve.kill();
+
+    let store = setup.store();
+    let left = store.campaign("api-winback").await.unwrap().unwrap();
+    let queued = store
+        .sends(SendQuery {
+            campaign: Some("api-winback".into()),
+            ..SendQuery::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(
+        left.state, "enqueueing",
+        "the kill came after the enqueue ended"
+    );
+    assert!(queued < RECIPIENTS, "the kill came after the enqueue ended");
+    eprintln!("{queued} of {RECIPIENTS} queued when the host was killed");
+    drop(store);
+
+    let serve = ServeProcess::start(&setup.config());
+    let done = watch(&client, &serve.admin_url, "api-winback", |s| {
+        s["state"] == "enqueued" && count(s, "sent") + count(s, "uncertain") == RECIPIENTS as u64
+    })
+    .await;
+    assert_eq!(setup.simulator.duplicates()["whatsapp"], 0, "once: {done}");
+    let whatsapp = setup.simulator.whatsapp();
+    assert!(
+        whatsapp.recipient_counts().len() as u64 >= count(&done, "sent"),
+        "{done}"
+    );
+    assert_eq!(
+        done["decisions"]
+            .as_object()
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum::<u64>()),
+        RECIPIENTS as u64,
+        "one decision per recipient: {done}"
+    );
+    serve.kill();
+}
