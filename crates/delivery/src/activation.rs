@@ -51,7 +51,14 @@ pub struct EnqueueReport {
     pub row_errors: Vec<String>,
     /// The channels sends were put on.
     pub channels: HashSet<String>,
+    /// The campaign was cancelled while its audience was being enqueued:
+    /// the rest of the audience was not read, and what was queued meanwhile
+    /// was cancelled too.
+    pub cancelled: bool,
 }
+
+/// The state `cancel_campaign` gives a cancelled campaign.
+pub const CANCELLED: &str = "cancelled";
 
 /// Where activation writes, and what it calls as it goes.
 pub struct Sinks<'a> {
@@ -131,6 +138,12 @@ pub async fn enqueue(
         }
         if chunk.is_empty() {
             continue;
+        }
+        // Cancelled meanwhile (on this host or another sharing the
+        // outbox): the rest of the audience is not enqueued.
+        if !dry_run && cancelled(store, &campaign.name).await? {
+            report.cancelled = true;
+            break;
         }
         report.recipients += chunk.len() as u64;
         let states = load_states(store, infos, campaign, &chunk, &known).await?;
@@ -261,7 +274,21 @@ pub async fn enqueue(
         report.channels.extend(channels.iter().cloned());
         (sinks.enqueued)(&channels);
     }
+    // A cancel that came while the last chunk was being written missed
+    // that chunk's sends: cancel them too, before they go out.
+    if !dry_run && (report.cancelled || cancelled(store, &campaign.name).await?) {
+        report.cancelled = true;
+        store.cancel_campaign(&campaign.name, now_ms()).await?;
+    }
     Ok(report)
+}
+
+/// Whether `name` was cancelled.
+async fn cancelled(store: &Arc<dyn Store>, name: &str) -> anyhow::Result<bool> {
+    Ok(store
+        .campaign(name)
+        .await?
+        .is_some_and(|record| record.state == CANCELLED))
 }
 
 fn note_errors(report: &mut EnqueueReport, errors: &[switchboard_core::ingest::RowError]) {

@@ -156,6 +156,14 @@ fn enqueue_in_background(
         )
         .await;
         let final_state = match outcome {
+            Ok(report) if report.cancelled => {
+                tracing::info!(
+                    campaign = %campaign.name,
+                    recipients = report.recipients,
+                    "campaign cancelled while its audience was being enqueued; the rest was not enqueued"
+                );
+                activation::CANCELLED.to_owned()
+            }
             Ok(report) => {
                 tracing::info!(
                     campaign = %campaign.name,

@@ -338,3 +338,64 @@ async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart()
     );
     serve.kill();
 }
+
+/// A campaign cancelled while its audience is still being enqueued: the
+/// rest of the audience is not enqueued, what was queued and has not gone
+/// out is cancelled, and the campaign stays cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_cancelled_while_it_is_enqueued_enqueues_no_more() {
+    const RECIPIENTS: usize = 10_000;
+    let setup = Setup::start("messages_per_second = 20\n").await;
+    let serve = ServeProcess::start(&setup.config());
+    let client = switchboard_e2e::admin_client();
+    submit(
+        &client,
+        &serve.admin_url,
+        WINBACK,
+        &audience("x", 0, RECIPIENTS),
+    )
+    .await;
+    let started = watch(&client, &serve.admin_url, "api-winback", |s| {
+        count(s, "pending") > 0
+    })
+    .await;
+    assert_eq!(started["state"], "enqueueing", "{started}");
+    let response = client
+        .post(format!(
+            "{}/api/campaigns/api-winback/cancel",
+            serve.admin_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Long enough for the whole audience to have been enqueued had the
+    // cancel not stopped it.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = switchboard_e2e::api::status(&client, &serve.admin_url, "api-winback").await;
+        assert_eq!(now["state"], "cancelled", "{now}");
+    }
+    let last = watch(&client, &serve.admin_url, "api-winback", |s| s["open"] == 0).await;
+    assert_eq!(last["state"], "cancelled", "{last}");
+    let queued: u64 = last["sends"]
+        .as_object()
+        .map_or(0, |states| states.values().filter_map(Value::as_u64).sum());
+    assert!(
+        queued < RECIPIENTS as u64,
+        "the rest of the audience was enqueued: {last}"
+    );
+    assert_eq!(
+        count(&last, "sent") + count(&last, "cancelled") + count(&last, "uncertain"),
+        queued,
+        "{last}"
+    );
+    // Only what was sent reached the platform.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        setup.simulator.whatsapp().recipient_counts().len() as u64,
+        count(&last, "sent"),
+        "{last}"
+    );
+    serve.kill();
+}
