@@ -275,7 +275,9 @@ async fn retries_and_deferrals_pending_when_serve_is_killed_go_out_once_after_re
 /// everyone gets the message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart() {
-    const RECIPIENTS: usize = 10_000;
+    // Large enough that the kill (or cancel) comes while the enqueue is
+    // still going, on a machine several times faster than this one's.
+    const RECIPIENTS: usize = 30_000;
     // Leases short enough that the sends the killed host held are taken
     // over soon.
     let setup = Setup::start(
@@ -344,7 +346,9 @@ async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart()
 /// out is cancelled, and the campaign stays cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_cancelled_while_it_is_enqueued_enqueues_no_more() {
-    const RECIPIENTS: usize = 10_000;
+    // Large enough that the kill (or cancel) comes while the enqueue is
+    // still going, on a machine several times faster than this one's.
+    const RECIPIENTS: usize = 30_000;
     let setup = Setup::start("messages_per_second = 20\n").await;
     let serve = ServeProcess::start(&setup.config());
     let client = switchboard_e2e::admin_client();
