@@ -205,6 +205,7 @@ pub async fn resume_interrupted(state: &AppState) -> Vec<String> {
             return Vec::new();
         }
     };
+    let infos = channel_infos(&state.runtime);
     let mut resumed = Vec::new();
     for record in records.into_iter().filter(|r| r.state == ENQUEUEING) {
         let source = PathBuf::from(format!("campaign {}", record.name));
@@ -213,7 +214,6 @@ pub async fn resume_interrupted(state: &AppState) -> Vec<String> {
             .map_err(|error| vec![error.to_string()])
             .and_then(|campaign| {
                 let reader = AudienceReader::open(&audience).map_err(|e| vec![e.to_string()])?;
-                let infos = channel_infos(&state.runtime);
                 campaign
                     .validate(&source, &infos, reader.columns())
                     .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;

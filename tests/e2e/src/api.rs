@@ -35,6 +35,13 @@ pub fn count(status: &Value, state: &str) -> u64 {
     status["sends"][state].as_u64().unwrap_or(0)
 }
 
+/// The sum of a status's counts under `field` (`sends`, `decisions`…).
+pub fn total(status: &Value, field: &str) -> u64 {
+    status[field]
+        .as_object()
+        .map_or(0, |counts| counts.values().filter_map(Value::as_u64).sum())
+}
+
 /// Poll the campaign until `done` says so (at most two minutes).
 pub async fn watch(
     client: &reqwest::Client,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard_e2e::api::{count, submit, watch};
+use switchboard_e2e::api::{count, submit, total, watch};
 use switchboard_e2e::platforms::whatsapp;
 use switchboard_e2e::{ServeProcess, adapter_packages, config_text};
 use switchboard_simulator::whatsapp::{Template, TemplateCategory};
@@ -275,8 +275,8 @@ async fn retries_and_deferrals_pending_when_serve_is_killed_go_out_once_after_re
 /// everyone gets the message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart() {
-    // Large enough that the kill (or cancel) comes while the enqueue is
-    // still going, on a machine several times faster than this one's.
+    // Large enough that the kill comes while the enqueue is still going,
+    // on a machine several times faster than this one's.
     const RECIPIENTS: usize = 30_000;
     // Leases short enough that the sends the killed host held are taken
     // over soon.
@@ -294,12 +294,10 @@ async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart()
     )
     .await;
     // Killed once the first chunks are in the outbox.
-    let total = |s: &Value| -> u64 {
-        s["sends"]
-            .as_object()
-            .map_or(0, |states| states.values().filter_map(Value::as_u64).sum())
-    };
-    watch(&client, &serve.admin_url, "api-winback", |s| total(s) > 0).await;
+    watch(&client, &serve.admin_url, "api-winback", |s| {
+        total(s, "sends") > 0
+    })
+    .await;
     serve.kill();
 
     let store = setup.store();
@@ -332,9 +330,7 @@ async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart()
         "{done}"
     );
     assert_eq!(
-        done["decisions"]
-            .as_object()
-            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum::<u64>()),
+        total(&done, "decisions"),
         RECIPIENTS as u64,
         "one decision per recipient: {done}"
     );
@@ -346,8 +342,8 @@ async fn a_campaign_whose_enqueueing_was_interrupted_is_taken_up_after_restart()
 /// out is cancelled, and the campaign stays cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_cancelled_while_it_is_enqueued_enqueues_no_more() {
-    // Large enough that the kill (or cancel) comes while the enqueue is
-    // still going, on a machine several times faster than this one's.
+    // Large enough that the cancel comes while the enqueue is still going,
+    // on a machine several times faster than this one's.
     const RECIPIENTS: usize = 30_000;
     let setup = Setup::start("messages_per_second = 20\n").await;
     let serve = ServeProcess::start(&setup.config());
@@ -382,9 +378,7 @@ async fn a_campaign_cancelled_while_it_is_enqueued_enqueues_no_more() {
     }
     let last = watch(&client, &serve.admin_url, "api-winback", |s| s["open"] == 0).await;
     assert_eq!(last["state"], "cancelled", "{last}");
-    let queued: u64 = last["sends"]
-        .as_object()
-        .map_or(0, |states| states.values().filter_map(Value::as_u64).sum());
+    let queued = total(&last, "sends");
     assert!(
         queued < RECIPIENTS as u64,
         "the rest of the audience was enqueued: {last}"

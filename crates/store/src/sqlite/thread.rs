@@ -5,10 +5,12 @@
 //!
 //! Jobs come in two kinds. Delivery's jobs (claims, write-ahead marks,
 //! settlements) are waited on by requests about to leave, so they go
-//! first. Bulk jobs (the pieces of a large audience's enqueue) run one at
-//! a time, alone in their transaction, only when no delivery job waits:
-//! an audience being enqueued no longer holds every channel's deliveries
-//! behind it.
+//! first. Bulk jobs (the pieces of a large audience's enqueue) run only
+//! when no delivery job waits (or after [`URGENT_GROUPS_BEFORE_BULK`]
+//! delivery groups in a row), one after another in a transaction of their
+//! own that ends as soon as a delivery job arrives, and without
+//! savepoints: an audience being enqueued no longer holds every channel's
+//! deliveries behind it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -59,7 +61,8 @@ const MAX_GROUP: usize = 512;
 pub(crate) enum Priority {
     /// Run as soon as the thread is free, grouped with the others waiting.
     Urgent,
-    /// Run alone, and only when no urgent job waits.
+    /// Run only when no urgent job waits, in a transaction of bulk jobs
+    /// only (see [`run`]).
     Bulk,
 }
 
